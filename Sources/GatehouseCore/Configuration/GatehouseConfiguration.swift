@@ -1,0 +1,256 @@
+/// Everything Gatehouse reads from its YAML file and `GATEHOUSE_*` variables (SPEC §4).
+public struct GatehouseConfiguration: Sendable, Equatable {
+    /// The address `serve` listens on.
+    public var listen: ListenAddress
+    /// The SQLite database, the source of truth.
+    public var database: DatabaseConfiguration
+    /// The optional Redis session cache.
+    public var redis: RedisConfiguration
+    /// The session cookie's name and attributes.
+    public var cookie: CookieConfiguration
+    /// How long sessions live.
+    public var session: SessionConfiguration
+    /// Password hashing.
+    public var password: PasswordConfiguration
+    /// Where unauthenticated browsers are sent.
+    public var loginURL: String
+    /// Hosts that absolute `rd` redirect targets may point at.
+    public var allowedRedirectHosts: [String]
+    /// Peers whose `X-Forwarded-*` and `X-Original-URL` headers are believed.
+    public var trustedProxies: [CIDR]
+    /// Upstream timeouts.
+    public var proxy: ProxyConfiguration
+    /// Upstream services by name.
+    public var upstreams: [String: String]
+    /// The route table, in configuration order.
+    public var routes: [RouteConfiguration]
+    /// Log output.
+    public var log: LogConfiguration
+
+    /// The defaults of SPEC §4, used for every key a file leaves out.
+    public init(
+        listen: ListenAddress = .init(host: "127.0.0.1", port: 8080),
+        database: DatabaseConfiguration = .init(),
+        redis: RedisConfiguration = .init(),
+        cookie: CookieConfiguration = .init(),
+        session: SessionConfiguration = .init(),
+        password: PasswordConfiguration = .init(),
+        loginURL: String = "/auth/login",
+        allowedRedirectHosts: [String] = [],
+        trustedProxies: [CIDR] = [],
+        proxy: ProxyConfiguration = .init(),
+        upstreams: [String: String] = [:],
+        routes: [RouteConfiguration] = [],
+        log: LogConfiguration = .init()
+    ) {
+        self.listen = listen
+        self.database = database
+        self.redis = redis
+        self.cookie = cookie
+        self.session = session
+        self.password = password
+        self.loginURL = loginURL
+        self.allowedRedirectHosts = allowedRedirectHosts
+        self.trustedProxies = trustedProxies
+        self.proxy = proxy
+        self.upstreams = upstreams
+        self.routes = routes
+        self.log = log
+    }
+}
+
+/// A `host:port` pair to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// Host name or IP address (IPv6 without brackets).
+    public var host: String
+    /// TCP port; 0 picks a free one.
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`; `nil` when malformed.
+    public init?(parsing text: String) {
+        var host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port),
+            host.allSatisfy({ !$0.isWhitespace })
+        else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    /// `host:port`, bracketing IPv6 hosts.
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// The SQLite database.
+public struct DatabaseConfiguration: Sendable, Equatable {
+    /// Path of the database file; its directory is created when missing.
+    public var path: String
+    /// How long a writer waits for another process's lock before failing.
+    public var busyTimeout: Duration
+
+    /// Creates a database configuration.
+    public init(path: String = "data/gatehouse.sqlite", busyTimeout: Duration = .seconds(5)) {
+        self.path = path
+        self.busyTimeout = busyTimeout
+    }
+}
+
+/// The Redis session cache.
+public struct RedisConfiguration: Sendable, Equatable {
+    /// `redis://[user:pass@]host:port/db` or `unix:/path`; empty runs on SQLite alone.
+    public var url: String
+    /// The most any Redis command may add to a request.
+    public var timeout: Duration
+
+    /// Creates a Redis configuration.
+    public init(url: String = "", timeout: Duration = .milliseconds(50)) {
+        self.url = url
+        self.timeout = timeout
+    }
+}
+
+/// The session cookie.
+public struct CookieConfiguration: Sendable, Equatable {
+    /// Cookie name.
+    public var name: String
+    /// Whether the cookie carries `Secure`.
+    public var secure: Bool
+    /// `Domain` attribute; empty for a host-only cookie.
+    public var domain: String
+
+    /// Creates a cookie configuration.
+    public init(name: String = "gatehouse_session", secure: Bool = true, domain: String = "") {
+        self.name = name
+        self.secure = secure
+        self.domain = domain
+    }
+}
+
+/// Session lifetimes.
+public struct SessionConfiguration: Sendable, Equatable {
+    /// Absolute lifetime from login; also the cookie's `Max-Age`.
+    public var lifetime: Duration
+    /// A session unused for this long stops validating; zero turns it off.
+    public var idleTimeout: Duration
+    /// How often expired sessions are purged from the database.
+    public var purgeInterval: Duration
+
+    /// Creates a session configuration.
+    public init(lifetime: Duration = .seconds(86400), idleTimeout: Duration = .zero, purgeInterval: Duration = .seconds(600)) {
+        self.lifetime = lifetime
+        self.idleTimeout = idleTimeout
+        self.purgeInterval = purgeInterval
+    }
+}
+
+/// Argon2id cost parameters.
+public struct Argon2Parameters: Sendable, Equatable {
+    /// Memory cost in KiB.
+    public var memoryKiB: Int
+    /// Number of passes.
+    public var iterations: Int
+    /// Lanes.
+    public var parallelism: Int
+
+    /// Creates parameters; the defaults are OWASP's first Argon2id recommendation.
+    public init(memoryKiB: Int = 19456, iterations: Int = 2, parallelism: Int = 1) {
+        self.memoryKiB = memoryKiB
+        self.iterations = iterations
+        self.parallelism = parallelism
+    }
+}
+
+/// Password hashing.
+public struct PasswordConfiguration: Sendable, Equatable {
+    /// Argon2id parameters for new hashes; older hashes are upgraded at login.
+    public var argon2: Argon2Parameters
+    /// Hashing threads; 0 means one per core.
+    public var workers: Int
+    /// Hashes allowed to wait for a worker before login and signup answer 503.
+    public var queueLimit: Int
+
+    /// Creates a password configuration.
+    public init(argon2: Argon2Parameters = .init(), workers: Int = 0, queueLimit: Int = 64) {
+        self.argon2 = argon2
+        self.workers = workers
+        self.queueLimit = queueLimit
+    }
+}
+
+/// Upstream timeouts.
+public struct ProxyConfiguration: Sendable, Equatable {
+    /// Connecting to an upstream; past it the client gets 502.
+    public var connectTimeout: Duration
+    /// Waiting for an upstream's response head; past it the client gets 504.
+    public var responseTimeout: Duration
+    /// No body bytes either way for this long closes the connection.
+    public var idleTimeout: Duration
+
+    /// Creates proxy timeouts.
+    public init(connectTimeout: Duration = .seconds(2), responseTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60)) {
+        self.connectTimeout = connectTimeout
+        self.responseTimeout = responseTimeout
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// Whether a route needs a session.
+public enum RouteAuth: String, Sendable, Equatable, CaseIterable {
+    /// Forwarded as is.
+    case none
+    /// Needs a valid session.
+    case required
+}
+
+/// One entry of the route table.
+public struct RouteConfiguration: Sendable, Equatable {
+    /// Path prefix; the longest matching prefix wins.
+    public var prefix: String
+    /// Optional `Host` the route is limited to.
+    public var host: String?
+    /// Name of an entry in `upstreams`.
+    public var upstream: String
+    /// Whether a session is required.
+    public var auth: RouteAuth
+    /// Whether the prefix is removed before forwarding.
+    public var stripPrefix: Bool
+
+    /// Creates a route.
+    public init(prefix: String, host: String? = nil, upstream: String, auth: RouteAuth, stripPrefix: Bool = false) {
+        self.prefix = prefix
+        self.host = host
+        self.upstream = upstream
+        self.auth = auth
+        self.stripPrefix = stripPrefix
+    }
+}
+
+/// Log output.
+public struct LogConfiguration: Sendable, Equatable {
+    /// Lowest level written: trace, debug, info, notice, warning, error, critical.
+    public var level: String
+
+    /// Creates a log configuration.
+    public init(level: String = "info") {
+        self.level = level
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// The kinds of event the audit log records.
+public enum AuditEventKind: String, Sendable, CaseIterable {
+    /// An account was created.
+    case signup
+    /// A login succeeded or failed (see ``AuditEvent/reason``).
+    case login
+    /// A session was ended by its holder.
+    case logout
+    /// A session reached its expiry or idle limit.
+    case sessionExpired = "session_expired"
+    /// A session was revoked by an administrator or by an account change.
+    case sessionRevoked = "session_revoked"
+    /// An account was disabled.
+    case userDisabled = "user_disabled"
+    /// An account was enabled again.
+    case userEnabled = "user_enabled"
+    /// An account was deleted.
+    case userDeleted = "user_deleted"
+}
+
+/// Whether the audited action happened.
+public enum AuditOutcome: String, Sendable {
+    /// It happened.
+    case success
+    /// It was refused.
+    case failure
+}
+
+/// One row of the append-only audit log. Holds no secret: never a token, password or hash.
+public struct AuditEvent: Sendable, Equatable {
+    /// Row id, increasing.
+    public var id: Int64
+    /// When it happened.
+    public var at: Date
+    /// What happened.
+    public var kind: AuditEventKind
+    /// Whether it succeeded.
+    public var outcome: AuditOutcome
+    /// Why it failed, or what caused it (`wrong_password`, `unknown_email`, `admin`, …).
+    public var reason: String?
+    /// The account concerned, when known.
+    public var userId: String?
+    /// The email concerned, as given.
+    public var email: String?
+    /// The public id of the session concerned.
+    public var sessionId: String?
+    /// Client address.
+    public var ip: String
+    /// Client user agent.
+    public var userAgent: String
+
+    /// Creates an event value.
+    public init(id: Int64 = 0, at: Date, kind: AuditEventKind, outcome: AuditOutcome, reason: String? = nil, userId: String? = nil, email: String? = nil, sessionId: String? = nil, ip: String, userAgent: String) {
+        self.id = id
+        self.at = at
+        self.kind = kind
+        self.outcome = outcome
+        self.reason = reason
+        self.userId = userId
+        self.email = email
+        self.sessionId = sessionId
+        self.ip = ip
+        self.userAgent = userAgent
+    }
+}

@@ -1,0 +1,69 @@
+/// An error the API answers with: a status, a stable snake_case code and a human message (SPEC §2).
+public struct AuthError: Error, Sendable, Equatable {
+    /// HTTP status.
+    public var status: Int
+    /// The `error` field: stable, for programs.
+    public var code: String
+    /// The `message` field: for people.
+    public var message: String
+    /// Per-field validation messages, for 422.
+    public var fields: [String: String]
+    /// Seconds to wait, sent as `Retry-After`.
+    public var retryAfter: Int?
+
+    /// Creates an error.
+    public init(status: Int, code: String, message: String, fields: [String: String] = [:], retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.retryAfter = retryAfter
+    }
+
+    /// 400: the body is not JSON or a form, or not an object.
+    public static func malformedBody(_ detail: String) -> AuthError {
+        AuthError(status: 400, code: "malformed_body", message: detail)
+    }
+
+    /// 401: login failed; the same for an unknown email and a wrong password.
+    public static let invalidCredentials = AuthError(status: 401, code: "invalid_credentials", message: "Invalid email or password.")
+
+    /// 401: no valid session.
+    public static let unauthenticated = AuthError(status: 401, code: "unauthenticated", message: "Not logged in.")
+
+    /// 404: no such endpoint.
+    public static let notFound = AuthError(status: 404, code: "not_found", message: "No such endpoint.")
+
+    /// 405: the endpoint exists with other methods.
+    public static let methodNotAllowed = AuthError(status: 405, code: "method_not_allowed", message: "Method not allowed on this endpoint.")
+
+    /// 409: signup with an email that has an account.
+    public static let emailTaken = AuthError(status: 409, code: "email_taken", message: "An account with this email already exists.")
+
+    /// 413: the body is larger than allowed.
+    public static func payloadTooLarge(limit: Int) -> AuthError {
+        AuthError(status: 413, code: "payload_too_large", message: "Request body exceeds \(limit / 1024) KiB.")
+    }
+
+    /// 415: neither JSON nor an HTML form.
+    public static let unsupportedMediaType = AuthError(
+        status: 415, code: "unsupported_media_type",
+        message: "Send application/json or application/x-www-form-urlencoded."
+    )
+
+    /// 422: fields present but invalid, or missing.
+    public static func validation(_ fields: [String: String]) -> AuthError {
+        AuthError(status: 422, code: "validation_error", message: "Some fields are invalid.", fields: fields)
+    }
+
+    /// 503: the password hashing queue is full.
+    public static let overloaded = AuthError(
+        status: 503, code: "overloaded", message: "Too many logins in progress; retry shortly.", retryAfter: 1
+    )
+
+    /// 500: something failed that the client cannot fix; details go to the log only.
+    public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
+
+    /// 503: the database cannot serve.
+    public static let storeUnavailable = AuthError(status: 503, code: "store_unavailable", message: "The session store is unavailable.", retryAfter: 1)
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+/// Rules for the email and password a person signs up with (SPEC §2.1).
+public enum CredentialPolicy {
+    /// Fewest characters in a password.
+    public static let minimumPasswordLength = 8
+    /// Most characters in a password.
+    public static let maximumPasswordLength = 128
+
+    /// Trims and lowercases an email, then checks its shape; `nil` when it is not an address.
+    ///
+    /// The check is deliberately plain: one `@`, a local part of printable ASCII without
+    /// spaces, a domain of dot-separated labels with at least one dot, at most 254 characters.
+    /// Internationalised addresses are accepted in their ASCII (punycode) form.
+    public static func normalizedEmail(_ raw: String) -> String? {
+        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard email.utf8.count <= 254 else { return nil }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let local = parts[0]
+        let domain = parts[1]
+        let localAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~.")
+        guard (1...64).contains(local.count), local.allSatisfy({ localAllowed.contains($0) }),
+            !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..")
+        else { return nil }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return nil }
+        let labelAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
+        for label in labels {
+            guard (1...63).contains(label.count), label.allSatisfy({ labelAllowed.contains($0) }),
+                !label.hasPrefix("-"), !label.hasSuffix("-")
+            else { return nil }
+        }
+        guard let tld = labels.last, !tld.allSatisfy(\.isNumber) else { return nil }
+        return email
+    }
+
+    /// Length of a password as people count it: Unicode code points.
+    public static func passwordLength(_ password: String) -> Int {
+        password.unicodeScalars.count
+    }
+
+    /// Whether a password's length is allowed.
+    public static func isAcceptablePassword(_ password: String) -> Bool {
+        (minimumPasswordLength...maximumPasswordLength).contains(passwordLength(password))
+    }
+
+    /// The message shown when a password's length is not allowed.
+    public static let passwordLengthMessage = "Password must be between \(minimumPasswordLength) and \(maximumPasswordLength) characters."
+}

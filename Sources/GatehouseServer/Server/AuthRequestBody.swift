@@ -1,0 +1,77 @@
+import Foundation
+import GatehouseCore
+import Hummingbird
+
+/// Reads the small JSON or form bodies of the auth API, turning every kind of bad input
+/// into its documented error: 415, 413, 400 or 422.
+struct AuthRequestBody {
+    /// Largest accepted body (SPEC §2.1).
+    static let maximumSize = 16 * 1024
+
+    /// What a field held.
+    enum Value {
+        case string(String)
+        case other
+    }
+
+    let fields: [String: Value]
+
+    /// Reads and parses the body of `request`.
+    static func read(_ request: Request, context: GatehouseRequestContext) async throws -> AuthRequestBody {
+        let mediaType = (request.headers[.contentType] ?? "")
+            .split(separator: ";", maxSplits: 1).first?
+            .trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
+            throw AuthError.unsupportedMediaType
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumSize {
+            throw AuthError.payloadTooLarge(limit: maximumSize)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maximumSize)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw AuthError.payloadTooLarge(limit: maximumSize)
+        }
+        let bytes = Array(buffer.readableBytesView)
+        if mediaType == "application/json" {
+            return try parseJSON(bytes)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self), let form = FormURLEncoded.parse(text) else {
+            throw AuthError.malformedBody("The form body is not valid URL-encoded UTF-8.")
+        }
+        return AuthRequestBody(fields: form.mapValues { .string($0) })
+    }
+
+    static func parseJSON(_ bytes: [UInt8]) throws -> AuthRequestBody {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            throw AuthError.malformedBody("The body is not valid JSON.")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw AuthError.malformedBody("The body must be a JSON object.")
+        }
+        return AuthRequestBody(fields: dictionary.mapValues { value in
+            // NSNumber bridges from strings never happen: only real JSON strings are strings.
+            if let string = value as? String { return .string(string) }
+            return .other
+        })
+    }
+
+    /// The named string fields, or 422 naming each one that is missing or not a string.
+    func strings(_ names: String...) throws -> [String] {
+        var problems: [String: String] = [:]
+        var values: [String] = []
+        for name in names {
+            switch fields[name] {
+            case .string(let value): values.append(value)
+            case .other: problems[name] = "Must be a string."
+            case nil: problems[name] = "This field is required."
+            }
+        }
+        guard problems.isEmpty else { throw AuthError.validation(problems) }
+        return values
+    }
+}

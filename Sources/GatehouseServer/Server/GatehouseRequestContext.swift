@@ -1,0 +1,19 @@
+import Hummingbird
+import NIOCore
+
+/// Per-request state: Hummingbird's core context plus the TCP peer's address.
+public struct GatehouseRequestContext: RequestContext {
+    /// Hummingbird's storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The TCP peer's IP address (`unknown` when there is no socket, as in router tests).
+    public let peerAddress: String
+
+    /// Creates the context for a request arriving on `source.channel`.
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.peerAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// Auth bodies are small; anything above 16 KiB is refused with 413 (SPEC §2.1).
+    public var maxUploadSize: Int { AuthRequestBody.maximumSize }
+}

@@ -1,0 +1,138 @@
+internal import CArgon2
+import Foundation
+import GatehouseCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Why a password could not be hashed or checked.
+public enum PasswordHasherError: Error, Sendable, Equatable {
+    /// Every worker is busy and the queue is full: answer 503 instead of piling up memory.
+    case overloaded
+    /// libargon2 returned an error code.
+    case argon2(code: Int32)
+}
+
+/// Argon2id hashing and verification through libargon2, off the event loops on a bounded pool.
+///
+/// Hashes are PHC strings (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`). At most
+/// `workers + queueLimit` operations are admitted at once; the next one fails fast with
+/// ``PasswordHasherError/overloaded``.
+public final class Argon2Hasher: Sendable {
+    /// Parameters for new hashes.
+    public let parameters: Argon2Parameters
+    /// Threads doing the hashing.
+    public let workers: Int
+    /// Operations allowed to wait for a worker.
+    public let queueLimit: Int
+    /// A hash of a random password, verified against when an email is unknown so that
+    /// the response takes as long as for a wrong password.
+    public let dummyHash: String
+
+    private let pool: NIOThreadPool
+    private let admitted = NIOLockedValueBox(0)
+
+    static let saltLength = 16
+    static let hashLength = 32
+
+    /// Starts `workers` threads (0 = one per core).
+    public init(parameters: Argon2Parameters, workers: Int = 0, queueLimit: Int = 64) throws {
+        self.parameters = parameters
+        self.workers = workers > 0 ? workers : System.coreCount
+        self.queueLimit = queueLimit
+        self.dummyHash = try Self.hashNow(Base64URL.encode(Self.randomBytes(24)), parameters: parameters)
+        self.pool = NIOThreadPool(numberOfThreads: self.workers)
+        self.pool.start()
+    }
+
+    /// Stops the worker threads.
+    public func shutdown() async throws {
+        try await pool.shutdownGracefully()
+    }
+
+    /// Hashes a password with the configured parameters.
+    public func hash(_ password: String) async throws -> String {
+        let parameters = self.parameters
+        return try await run { try Self.hashNow(password, parameters: parameters) }
+    }
+
+    /// Checks a password against a PHC string; `false` for a mismatch or an unreadable hash.
+    public func verify(_ password: String, against encoded: String) async throws -> Bool {
+        try await run { Self.verifyNow(password, against: encoded) }
+    }
+
+    /// Operations admitted now (running or waiting).
+    public var inFlight: Int { admitted.withLockedValue { $0 } }
+
+    /// Whether `encoded` was made with other parameters (or another algorithm) than the configured ones.
+    public func needsRehash(_ encoded: String) -> Bool {
+        Argon2Hasher.parameters(of: encoded) != parameters
+    }
+
+    /// Reads the cost parameters of an Argon2id PHC string; `nil` for anything else.
+    public static func parameters(of encoded: String) -> Argon2Parameters? {
+        let fields = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        guard fields.count == 6, fields[0].isEmpty, fields[1] == "argon2id", fields[2] == "v=19" else { return nil }
+        var values: [Substring: Int] = [:]
+        for pair in fields[3].split(separator: ",") {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+            values[parts[0]] = value
+        }
+        guard let memory = values["m"], let iterations = values["t"], let parallelism = values["p"] else { return nil }
+        return Argon2Parameters(memoryKiB: memory, iterations: iterations, parallelism: parallelism)
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let limit = workers + queueLimit
+        let admittedNow = admitted.withLockedValue { count -> Bool in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+        guard admittedNow else { throw PasswordHasherError.overloaded }
+        defer { admitted.withLockedValue { $0 -= 1 } }
+        return try await pool.runIfActive(body)
+    }
+
+    static func normalized(_ password: String) -> [UInt8] {
+        // NIST SP 800-63B: normalise Unicode (NFKC) so that the same password typed on
+        // different keyboards hashes the same.
+        Array(password.precomposedStringWithCompatibilityMapping.utf8)
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    static func hashNow(_ password: String, parameters: Argon2Parameters) throws -> String {
+        let passwordBytes = normalized(password)
+        let salt = randomBytes(saltLength)
+        let t = UInt32(parameters.iterations)
+        let m = UInt32(parameters.memoryKiB)
+        let p = UInt32(parameters.parallelism)
+        let length = argon2_encodedlen(t, m, p, UInt32(saltLength), UInt32(hashLength), Argon2_id)
+        var encoded = [CChar](repeating: 0, count: length + 1)
+        let code = passwordBytes.withUnsafeBytes { passwordBuffer in
+            salt.withUnsafeBytes { saltBuffer in
+                argon2id_hash_encoded(
+                    t, m, p, passwordBuffer.baseAddress, passwordBuffer.count,
+                    saltBuffer.baseAddress, saltBuffer.count, hashLength, &encoded, encoded.count
+                )
+            }
+        }
+        guard code == ARGON2_OK.rawValue else { throw PasswordHasherError.argon2(code: code) }
+        return String(decoding: encoded.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func verifyNow(_ password: String, against encoded: String) -> Bool {
+        // Refuse anything that is not an Argon2id PHC string before handing it to C.
+        guard parameters(of: encoded) != nil else { return false }
+        let passwordBytes = normalized(password)
+        let code = passwordBytes.withUnsafeBytes { buffer in
+            argon2id_verify(encoded, buffer.baseAddress, buffer.count)
+        }
+        return code == ARGON2_OK.rawValue
+    }
+}

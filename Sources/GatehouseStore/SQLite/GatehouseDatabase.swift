@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+import GatehouseCore
+
+/// The SQLite database: a GRDB `DatabasePool` in WAL mode, shared safely by several processes.
+public final class GatehouseDatabase: Sendable {
+    /// The pool every repository reads and writes through.
+    public let pool: DatabasePool
+    /// The file's path.
+    public let path: String
+
+    /// Opens (creating when missing) the database at `configuration.path`.
+    ///
+    /// Does not migrate: call ``migrate()`` (as `serve` and `gatehouse migrate` do).
+    public init(configuration: DatabaseConfiguration) throws {
+        let url = URL(fileURLWithPath: configuration.path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var grdb = Configuration()
+        // Another process holding the write lock makes us wait, not fail.
+        grdb.busyMode = .timeout(configuration.busyTimeout.seconds)
+        grdb.prepareDatabase { db in
+            // I6: a commit is on disk before the client hears of it.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        self.path = configuration.path
+        self.pool = try DatabasePool(path: configuration.path, configuration: grdb)
+    }
+
+    /// Applies every migration not yet applied; safe when several processes start at once.
+    public func migrate() throws {
+        // GRDB migrates in deferred transactions, which two processes starting together could
+        // both begin; an advisory lock on a side file serialises them.
+        let lockPath = path + ".migrate-lock"
+        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw StoreError.io("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_EX) == 0 else { throw StoreError.io("cannot lock \(lockPath)") }
+        defer { flock(descriptor, LOCK_UN) }
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Whether every known migration has been applied.
+    public func isMigrated() throws -> Bool {
+        try pool.read { db in try Self.migrator.hasCompletedMigrations(db) }
+    }
+
+    /// A cheap query, for readiness: throws when the database cannot serve.
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    /// Runs `body` in an `IMMEDIATE` transaction, so that a read-then-write never meets
+    /// another process's write halfway (which would fail with `SQLITE_BUSY` instead of waiting).
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1_users_sessions_audit") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        email TEXT NOT NULL UNIQUE,
+                        password_hash TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        email_verified INTEGER NOT NULL DEFAULT 0,
+                        mfa_enabled INTEGER NOT NULL DEFAULT 0,
+                        disabled_at INTEGER
+                    );
+                    CREATE TABLE sessions (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        token_hash TEXT NOT NULL UNIQUE,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        last_seen_at INTEGER NOT NULL,
+                        ip TEXT NOT NULL,
+                        user_agent TEXT NOT NULL
+                    );
+                    CREATE INDEX sessions_user_id ON sessions(user_id);
+                    CREATE INDEX sessions_expires_at ON sessions(expires_at);
+                    CREATE TABLE audit_events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        at INTEGER NOT NULL,
+                        event TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        reason TEXT,
+                        user_id TEXT,
+                        email TEXT,
+                        session_id TEXT,
+                        ip TEXT NOT NULL,
+                        user_agent TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_events_user_id ON audit_events(user_id, id);
+                    CREATE INDEX audit_events_at ON audit_events(at);
+                    CREATE TRIGGER audit_events_append_only_update BEFORE UPDATE ON audit_events
+                    BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+                    CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
+                    BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+                    """
+            )
+        }
+        return migrator
+    }()
+}
+
+/// A store failure that is not a domain answer.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A file could not be opened or locked.
+    case io(String)
+    /// The database has not been migrated to this version's schema.
+    case notMigrated
+
+    /// One line for people.
+    public var description: String {
+        switch self {
+        case .io(let message): message
+        case .notMigrated: "database schema is not up to date; run `gatehouse migrate`"
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import GRDB
+import GatehouseCore
+
+/// ``AuthStore`` on the SQLite database: the source of truth.
+public final class SQLiteAuthStore: AuthStore {
+    /// The database.
+    public let database: GatehouseDatabase
+    /// Sessions unused for this long stop validating; zero turns it off.
+    public let idleTimeout: Duration
+    /// `last_seen_at` is written at most this often per session.
+    public let lastSeenInterval: Duration
+
+    /// Creates a store over a migrated database.
+    public init(database: GatehouseDatabase, idleTimeout: Duration = .zero, lastSeenInterval: Duration = .seconds(60)) {
+        self.database = database
+        self.idleTimeout = idleTimeout
+        self.lastSeenInterval = lastSeenInterval
+    }
+
+    public func createUser(email: String, passwordHash: String, session: NewSession?, client: ClientInfo) async throws -> User {
+        let now = Date()
+        let user = User(id: UUID().uuidString.lowercased(), email: email, createdAt: now)
+        do {
+            try await database.write { db in
+                try db.execute(
+                    sql: "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [user.id, email, passwordHash, Timestamp.milliseconds(now), Timestamp.milliseconds(now)]
+                )
+                var sessionId: String?
+                if let session {
+                    sessionId = try Self.insertSession(db, session, userId: user.id, client: client)
+                }
+                try Self.audit(db, AuditEvent(at: now, kind: .signup, outcome: .success, userId: user.id, email: email, sessionId: sessionId, ip: client.ip, userAgent: client.userAgent))
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw AuthStoreError.emailTaken
+        }
+        return user
+    }
+
+    public func loginCandidate(email: String) async throws -> LoginCandidate? {
+        try await database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map {
+                LoginCandidate(user: Self.user(from: $0), passwordHash: $0["password_hash"])
+            }
+        }
+    }
+
+    public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
+        try await database.write { db in
+            if let previous {
+                try Self.deleteSessions(db, where: "token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
+            }
+            if let upgradedPasswordHash {
+                try db.execute(
+                    sql: "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                    arguments: [upgradedPasswordHash, Timestamp.milliseconds(Date()), user.id]
+                )
+            }
+            let sessionId = try Self.insertSession(db, session, userId: user.id, client: client)
+            try Self.audit(db, AuditEvent(at: session.createdAt, kind: .login, outcome: .success, reason: upgradedPasswordHash == nil ? nil : "password_hash_upgraded", userId: user.id, email: user.email, sessionId: sessionId, ip: client.ip, userAgent: client.userAgent))
+        }
+    }
+
+    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+        try await database.write { db in
+            try Self.audit(db, AuditEvent(at: Date(), kind: .login, outcome: .failure, reason: reason, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+        }
+    }
+
+    public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
+        let found = try await database.pool.read { db -> (User, Session)? in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT s.id AS session_id, s.token_hash, s.user_id, s.created_at AS session_created_at,
+                           s.expires_at, s.last_seen_at, s.ip, s.user_agent, u.*
+                    FROM sessions s JOIN users u ON u.id = s.user_id
+                    WHERE s.token_hash = ?
+                    """,
+                arguments: [tokenHash.hex.databaseValue]
+            ).map { row in
+                (Self.user(from: row), Self.session(from: row, idColumn: "session_id", createdColumn: "session_created_at"))
+            }
+        }
+        guard let (user, session) = found else { return .unknown }
+        guard user.isActive else { return .userDisabled }
+        let nowMilliseconds = Timestamp.milliseconds(now)
+        if isExpired(session, nowMilliseconds: nowMilliseconds) {
+            _ = try await database.write { db in
+                try Self.deleteSessions(db, where: "id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
+            }
+            return .expired
+        }
+        let lastSeen = Timestamp.milliseconds(session.lastSeenAt)
+        if nowMilliseconds - lastSeen >= lastSeenInterval.milliseconds {
+            // Throttled: at most one write per session per interval, whatever the request rate.
+            try await database.pool.write { db in
+                try db.execute(
+                    sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at <= ?",
+                    arguments: [nowMilliseconds, session.id, nowMilliseconds - lastSeenInterval.milliseconds]
+                )
+            }
+        }
+        return .valid(user, session)
+    }
+
+    func isExpired(_ session: Session, nowMilliseconds: Int64) -> Bool {
+        if Timestamp.milliseconds(session.expiresAt) <= nowMilliseconds { return true }
+        guard idleTimeout > .zero else { return false }
+        // last_seen_at lags by up to lastSeenInterval, so idle expiry is that much lenient.
+        return Timestamp.milliseconds(session.lastSeenAt) + idleTimeout.milliseconds + lastSeenInterval.milliseconds <= nowMilliseconds
+    }
+
+    public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
+        try await database.write { db in
+            try Self.deleteSessions(db, where: "token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
+        }
+    }
+
+    public func listUsers() async throws -> [User] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, email").map(Self.user(from:))
+        }
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user(from:))
+        }
+    }
+
+    public func setDisabled(email: String, disabled: Bool, client: ClientInfo) async throws -> Bool {
+        try await database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
+            let userId: String = row["id"]
+            let now = Timestamp.milliseconds(Date())
+            try db.execute(
+                sql: "UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?",
+                arguments: [disabled ? now : nil, now, userId]
+            )
+            if disabled {
+                try Self.deleteSessions(db, where: "user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
+            }
+            try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            return true
+        }
+    }
+
+    public func deleteUser(email: String, client: ClientInfo) async throws -> Bool {
+        try await database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
+            let userId: String = row["id"]
+            try Self.deleteSessions(db, where: "user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
+            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userId.databaseValue])
+            try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            return true
+        }
+    }
+
+    public func listSessions(userId: String?) async throws -> [Session] {
+        try await database.pool.read { db in
+            let rows: [Row]
+            if let userId {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC", arguments: [userId.databaseValue])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created_at DESC")
+            }
+            return rows.map { Self.session(from: $0, idColumn: "id", createdColumn: "created_at") }
+        }
+    }
+
+    public func revokeSessions(_ selector: SessionSelector, reason: String, client: ClientInfo) async throws -> Int {
+        try await database.write { db in
+            switch selector {
+            case .user(let id): try Self.deleteSessions(db, where: "user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .session(let id): try Self.deleteSessions(db, where: "id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .all: try Self.deleteSessions(db, where: "1", [], kind: .sessionRevoked, reason: reason, client: client)
+            }
+        }
+    }
+
+    public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] {
+        try await database.pool.read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let email = query.email {
+                conditions.append("email = ?")
+                arguments += [email]
+            }
+            if let since = query.since {
+                conditions.append("at >= ?")
+                arguments += [Timestamp.milliseconds(since)]
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM audit_events \(filter) ORDER BY id DESC LIMIT ?", arguments: arguments).map { row in
+                AuditEvent(
+                    id: row["id"], at: Timestamp.date(milliseconds: row["at"]),
+                    kind: AuditEventKind(rawValue: row["event"]) ?? .login,
+                    outcome: AuditOutcome(rawValue: row["outcome"]) ?? .failure,
+                    reason: row["reason"], userId: row["user_id"], email: row["email"], sessionId: row["session_id"],
+                    ip: row["ip"], userAgent: row["user_agent"]
+                )
+            }
+        }
+    }
+
+    public func purgeExpiredSessions(now: Date) async throws -> Int {
+        let nowMilliseconds = Timestamp.milliseconds(now)
+        var condition = "expires_at <= ?"
+        var arguments: [DatabaseValue] = [nowMilliseconds.databaseValue]
+        if idleTimeout > .zero {
+            condition += " OR last_seen_at <= ?"
+            arguments.append((nowMilliseconds - idleTimeout.milliseconds - lastSeenInterval.milliseconds).databaseValue)
+        }
+        return try await database.write { [condition, arguments] db in
+            try Self.deleteSessions(db, where: condition, arguments, kind: .sessionExpired, reason: nil, client: nil)
+        }
+    }
+
+    public func ping() async throws {
+        try await database.ping()
+    }
+
+    // MARK: Rows
+
+    static func insertSession(_ db: Database, _ session: NewSession, userId: String, client: ClientInfo) throws -> String {
+        let id = UUID().uuidString.lowercased()
+        // I1: only the SHA-256 of the token is stored.
+        try db.execute(
+            sql: """
+                INSERT INTO sessions (id, token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                id, session.tokenHash.hex, userId, Timestamp.milliseconds(session.createdAt), Timestamp.milliseconds(session.expiresAt),
+                Timestamp.milliseconds(session.createdAt), client.ip, client.userAgent,
+            ]
+        )
+        return id
+    }
+
+    /// Deletes the matching sessions and audits each one; `client` nil means "the session's own client".
+    @discardableResult
+    static func deleteSessions(_ db: Database, where condition: String, _ arguments: [DatabaseValue], kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT s.id, s.user_id, s.ip, s.user_agent, u.email FROM sessions s JOIN users u ON u.id = s.user_id WHERE \(condition)",
+            arguments: StatementArguments(arguments)
+        )
+        let now = Date()
+        for row in rows {
+            let id: String = row["id"]
+            try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id.databaseValue])
+            try audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: row["user_id"], email: row["email"], sessionId: id, ip: client?.ip ?? row["ip"], userAgent: client?.userAgent ?? row["user_agent"]))
+        }
+        return rows.count
+    }
+
+    static func audit(_ db: Database, _ event: AuditEvent) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_events (at, event, outcome, reason, user_id, email, session_id, ip, user_agent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                Timestamp.milliseconds(event.at), event.kind.rawValue, event.outcome.rawValue, event.reason,
+                event.userId, event.email, event.sessionId, event.ip, event.userAgent,
+            ]
+        )
+    }
+
+    static func user(from row: Row) -> User {
+        User(
+            id: row["id"], email: row["email"], createdAt: Timestamp.date(milliseconds: row["created_at"]),
+            emailVerified: row["email_verified"], mfaEnabled: row["mfa_enabled"],
+            disabledAt: (row["disabled_at"] as Int64?).map(Timestamp.date(milliseconds:))
+        )
+    }
+
+    static func session(from row: Row, idColumn: String, createdColumn: String) -> Session {
+        Session(
+            id: row[idColumn], tokenHash: TokenHash(hex: row["token_hash"]), userId: row["user_id"],
+            createdAt: Timestamp.date(milliseconds: row[createdColumn]), expiresAt: Timestamp.date(milliseconds: row["expires_at"]),
+            lastSeenAt: Timestamp.date(milliseconds: row["last_seen_at"]), ip: row["ip"], userAgent: row["user_agent"]
+        )
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import GatehouseStore
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway (migrates the database first).")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await reportingErrors {
+            let configuration = try options.load()
+            bootstrapLogging(level: configuration.log.level)
+            let logger = Logger(label: "gatehouse")
+            let dependencies = try GatehouseDependencies.open(configuration)
+            logger.notice(
+                "starting",
+                metadata: [
+                    "database": "\(configuration.database.path)", "redis": "\(configuration.redis.url.isEmpty ? "off" : "configured")",
+                    "argon2": "m=\(configuration.password.argon2.memoryKiB),t=\(configuration.password.argon2.iterations),p=\(configuration.password.argon2.parallelism)",
+                    "hash_workers": "\(dependencies.hasher.workers)",
+                ]
+            )
+            try await buildApplication(dependencies, logger: logger).runService()
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await reportingErrors {
+            let configuration = try options.load()
+            let database = try GatehouseDatabase(configuration: configuration.database)
+            try database.migrate()
+            emit("database \(configuration.database.path) is up to date")
+        }
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate the configuration and exit.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await reportingErrors {
+            let configuration = try options.load()
+            emit("configuration \(options.path) is valid (listen \(configuration.listen), database \(configuration.database.path), \(configuration.routes.count) routes)")
+        }
+    }
+}
+
+struct HashPassword: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-password",
+        abstract: "Read a password from standard input and print its Argon2id PHC string."
+    )
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        try await reportingErrors {
+            let configuration = try options.load()
+            let password = try readPassword()
+            let hasher = try Argon2Hasher(parameters: configuration.password.argon2, workers: 1)
+            defer { Task { try? await hasher.shutdown() } }
+            emit(try await hasher.hash(password))
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the audit log, newest first.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "Only events about this email.") var user: String?
+    @Option(help: "Only events since this long ago (e.g. 24h) or this RFC 3339 time.") var since: String?
+    @Option(help: "At most this many events.") var limit: Int = 100
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            guard limit > 0 else { throw CLIError(message: "--limit must be positive") }
+            var sinceDate: Date?
+            if let since {
+                if let duration = ConfigDuration.parse(since) {
+                    sinceDate = Date().addingTimeInterval(-duration.seconds)
+                } else if let date = try? Date(since, strategy: .iso8601) {
+                    sinceDate = date
+                } else {
+                    throw CLIError(message: "--since: expected a duration such as 24h or an RFC 3339 time; got \"\(since)\"")
+                }
+            }
+            let dependencies = try openForCommand(options)
+            let email = user.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let events = try await dependencies.store.auditEvents(AuditQuery(email: email, since: sinceDate, limit: limit))
+            for event in events {
+                if json {
+                    var object = JSONText()
+                    object.add("id", Int(event.id))
+                    object.add("at", Timestamp.rfc3339(event.at))
+                    object.add("event", event.kind.rawValue)
+                    object.add("outcome", event.outcome.rawValue)
+                    if let reason = event.reason { object.add("reason", reason) }
+                    if let userId = event.userId { object.add("user_id", userId) }
+                    if let email = event.email { object.add("email", email) }
+                    if let sessionId = event.sessionId { object.add("session_id", sessionId) }
+                    object.add("ip", event.ip)
+                    object.add("user_agent", event.userAgent)
+                    emit(object.string)
+                } else {
+                    let columns = [
+                        Timestamp.rfc3339(event.at), event.kind.rawValue, event.outcome.rawValue, event.reason ?? "-",
+                        event.email ?? "-", event.ip,
+                    ]
+                    emit(columns.joined(separator: "\t"))
+                }
+            }
+        }
+    }
+}

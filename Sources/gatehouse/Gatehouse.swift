@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import GatehouseStore
+import Logging
+
+/// The `gatehouse` command line (SPEC §5).
+@main
+struct Gatehouse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatehouse",
+        abstract: "A session-based authentication gateway.",
+        subcommands: [
+            Serve.self, Migrate.self, CheckConfig.self, UserCommand.self, SessionCommand.self, Audit.self, HashPassword.self,
+        ]
+    )
+}
+
+/// `--config`, shared by every subcommand.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $GATEHOUSE_CONFIG or conf/gatehouse.yaml).")
+    var config: String?
+
+    /// The file to read.
+    var path: String {
+        config ?? ProcessInfo.processInfo.environment["GATEHOUSE_CONFIG"] ?? "conf/gatehouse.yaml"
+    }
+
+    /// The configuration, or a one-line error naming the bad key.
+    func load() throws -> GatehouseConfiguration {
+        try ConfigurationLoader.load(path: path, environment: ProcessInfo.processInfo.environment)
+    }
+}
+
+/// Runs `body`, turning any error into one line on stderr and exit code 1.
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ConfigurationError {
+        FileHandle.standardError.write(Data("gatehouse: configuration error: \(error)\n".utf8))
+        throw ExitCode(2)
+    } catch {
+        FileHandle.standardError.write(Data("gatehouse: error: \(describe(error))\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+func describe(_ error: any Error) -> String {
+    switch error {
+    case let error as CLIError: error.message
+    case let error as StoreError: error.description
+    default: String(describing: error).replacingOccurrences(of: "\n", with: " ")
+    }
+}
+
+/// A command-line failure with a message for people.
+struct CLIError: Error {
+    let message: String
+}
+
+/// Logs to stderr at `level`; called once per process.
+func bootstrapLogging(level: String) {
+    let parsed = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+}
+
+/// Opens the store for an administrative command (migrating first, as `serve` does).
+func openForCommand(_ options: ConfigOption) throws -> GatehouseDependencies {
+    let configuration = try options.load()
+    bootstrapLogging(level: "warning")
+    return try GatehouseDependencies.open(configuration)
+}
+
+/// Reads a password from standard input (never from the command line, where `ps` would show it).
+func readPassword() throws -> String {
+    guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+        throw CLIError(message: "no password on standard input")
+    }
+    return line
+}
+
+/// Prints a line to standard output.
+func emit(_ line: String) {
+    print(line)
+}

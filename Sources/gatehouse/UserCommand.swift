@@ -1,0 +1,195 @@
+import ArgumentParser
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import GatehouseStore
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user",
+        abstract: "Manage accounts.",
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self]
+    )
+
+    struct EmailArgument: ParsableArguments {
+        @Argument(help: "The account's email.") var email: String
+
+        var normalized: String {
+            get throws {
+                guard let email = CredentialPolicy.normalizedEmail(email) else {
+                    throw CLIError(message: "\"\(self.email)\" is not a valid email address")
+                }
+                return email
+            }
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an account; the password is read from standard input.")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let password = try readPassword()
+                guard CredentialPolicy.isAcceptablePassword(password) else { throw CLIError(message: CredentialPolicy.passwordLengthMessage) }
+                let dependencies = try openForCommand(options)
+                let hash = try await dependencies.hasher.hash(password)
+                do {
+                    let user = try await dependencies.store.createUser(email: email, passwordHash: hash, session: nil, client: .commandLine)
+                    emit("created \(user.email) (\(user.id))")
+                } catch AuthStoreError.emailTaken {
+                    throw CLIError(message: "\(email) already has an account")
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let dependencies = try openForCommand(options)
+                for user in try await dependencies.store.listUsers() {
+                    if json {
+                        var object = user.json
+                        object.add("disabled", !user.isActive)
+                        emit(object.string)
+                    } else {
+                        emit([user.id, user.email, Timestamp.rfc3339(user.createdAt), user.isActive ? "active" : "disabled"].joined(separator: "\t"))
+                    }
+                }
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable an account and revoke its sessions.")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await setDisabled(true, options: options, account: account)
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled account.")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await setDisabled(false, options: options, account: account)
+        }
+    }
+
+    static func setDisabled(_ disabled: Bool, options: ConfigOption, account: EmailArgument) async throws {
+        try await reportingErrors {
+            let email = try account.normalized
+            let dependencies = try openForCommand(options)
+            guard try await dependencies.store.setDisabled(email: email, disabled: disabled, client: .commandLine) else {
+                throw CLIError(message: "no account for \(email)")
+            }
+            emit("\(disabled ? "disabled" : "enabled") \(email)")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an account and its sessions (the audit log keeps its history).")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let dependencies = try openForCommand(options)
+                guard try await dependencies.store.deleteUser(email: email, client: .commandLine) else {
+                    throw CLIError(message: "no account for \(email)")
+                }
+                emit("deleted \(email)")
+            }
+        }
+    }
+}
+
+struct SessionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "session",
+        abstract: "List and revoke sessions.",
+        subcommands: [List.self, Revoke.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List live sessions, newest first.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Only this account's sessions.") var user: String?
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let dependencies = try openForCommand(options)
+                var userId: String?
+                if let user {
+                    userId = try await resolveUser(user, dependencies).id
+                }
+                for session in try await dependencies.store.listSessions(userId: userId) {
+                    if json {
+                        var object = JSONText()
+                        object.add("id", session.id)
+                        object.add("user_id", session.userId)
+                        object.add("created_at", Timestamp.rfc3339(session.createdAt))
+                        object.add("expires_at", Timestamp.rfc3339(session.expiresAt))
+                        object.add("last_seen_at", Timestamp.rfc3339(session.lastSeenAt))
+                        object.add("ip", session.ip)
+                        object.add("user_agent", session.userAgent)
+                        emit(object.string)
+                    } else {
+                        emit([session.id, session.userId, Timestamp.rfc3339(session.createdAt), Timestamp.rfc3339(session.lastSeenAt), session.ip].joined(separator: "\t"))
+                    }
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke sessions: one (--id), a user's (--user) or every one (--all).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Revoke every session of this account.") var user: String?
+        @Option(help: "Revoke the session with this id.") var id: String?
+        @Flag(help: "Revoke every session of every account.") var all = false
+
+        func validate() throws {
+            let chosen = [user != nil, id != nil, all].filter { $0 }.count
+            guard chosen == 1 else { throw ValidationError("give exactly one of --user, --id or --all") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dependencies = try openForCommand(options)
+                let selector: SessionSelector
+                if let user {
+                    selector = .user(id: try await resolveUser(user, dependencies).id)
+                } else if let id {
+                    selector = .session(id: id.lowercased())
+                } else {
+                    selector = .all
+                }
+                let count = try await dependencies.store.revokeSessions(selector, reason: "admin", client: .commandLine)
+                if case .session = selector, count == 0 { throw CLIError(message: "no session with id \(id ?? "")") }
+                emit("revoked \(count) session\(count == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    static func resolveUser(_ email: String, _ dependencies: GatehouseDependencies) async throws -> User {
+        let normalized = CredentialPolicy.normalizedEmail(email) ?? email
+        guard let user = try await dependencies.store.user(email: normalized) else {
+            throw CLIError(message: "no account for \(email)")
+        }
+        return user
+    }
+}
