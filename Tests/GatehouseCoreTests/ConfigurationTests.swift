@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+@testable import GatehouseCore
+
+@Suite("Configuration (SPEC §4)")
+struct ConfigurationTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    @Test("the shipped reference and quick-start configurations are valid")
+    func shippedConfigurations() throws {
+        let reference = try ConfigurationLoader.load(path: Self.packageRoot + "/conf/gatehouse.yaml", environment: [:])
+        #expect(reference == GatehouseConfiguration(upstreams: ["app": "http://127.0.0.1:3000"], routes: [
+            RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
+            RouteConfiguration(prefix: "/", upstream: "app", auth: .required),
+        ]))
+        let quickstart = try ConfigurationLoader.load(path: Self.packageRoot + "/conf/quickstart.yaml", environment: [:])
+        #expect(quickstart.cookie.secure == false)
+    }
+
+    @Test("an empty file gives the SPEC defaults")
+    func defaults() throws {
+        let configuration = try ConfigurationLoader.parse(yaml: "")
+        #expect(configuration.listen == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(configuration.redis.timeout == .milliseconds(50))
+        #expect(configuration.session.lifetime == .seconds(86400))
+        #expect(configuration.password.argon2 == Argon2Parameters(memoryKiB: 19456, iterations: 2, parallelism: 1))
+        #expect(configuration.cookie == CookieConfiguration(name: "gatehouse_session", secure: true, domain: ""))
+    }
+
+    @Test("environment variables override scalars by upper snake case path")
+    func environmentOverrides() throws {
+        let configuration = try ConfigurationLoader.parse(
+            yaml: "redis:\n  timeout: 20ms\nupstreams:\n  app: http://127.0.0.1:1\n",
+            environment: [
+                "GATEHOUSE_REDIS_URL": "redis://127.0.0.1:6379/2",
+                "GATEHOUSE_REDIS_TIMEOUT": "75ms",
+                "GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB": "4096",
+                "GATEHOUSE_COOKIE_SECURE": "false",
+                "GATEHOUSE_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+                "GATEHOUSE_UPSTREAMS_APP": "http://127.0.0.1:9000",
+                "GATEHOUSE_CONFIG": "ignored.yaml",
+                "HOME": "/root",
+            ]
+        )
+        #expect(configuration.redis.url == "redis://127.0.0.1:6379/2")
+        #expect(configuration.redis.timeout == .milliseconds(75))
+        #expect(configuration.password.argon2.memoryKiB == 4096)
+        #expect(configuration.cookie.secure == false)
+        #expect(configuration.trustedProxies.map(\.description) == ["10.0.0.0/8", "127.0.0.1/32"])
+        #expect(configuration.upstreams["app"] == "http://127.0.0.1:9000")
+    }
+
+    @Test(
+        "invalid configurations stop startup with a message naming the key",
+        arguments: [
+            ("listn: 127.0.0.1:1", "listn"),
+            ("redis:\n  timout: 5s", "redis.timout"),
+            ("password:\n  argon2: {memory_kib: 10, iterations: 2, parallelism: 1}", "password.argon2.memory_kib"),
+            ("password:\n  argon2: {memory_kib: 19456, iterations: 0}", "password.argon2.iterations"),
+            ("redis:\n  timeout: 5x", "redis.timeout"),
+            ("redis:\n  timeout: 0s", "redis.timeout"),
+            ("redis:\n  url: http://localhost", "redis.url"),
+            ("session:\n  lifetime: forever", "session.lifetime"),
+            ("cookie:\n  secure: maybe", "cookie.secure"),
+            ("cookie:\n  name: 'a b'", "cookie.name"),
+            ("listen: nonsense", "listen"),
+            ("listen: 127.0.0.1:70000", "listen"),
+            ("trusted_proxies: [10.0.0.0/33]", "trusted_proxies[0]"),
+            ("login_url: javascript:alert(1)", "login_url"),
+            ("upstreams:\n  app: ftp://x", "upstreams.app"),
+            ("routes:\n  - {prefix: /, upstream: nowhere, auth: none}", "routes[0].upstream"),
+            ("upstreams: {app: 'http://a'}\nroutes:\n  - {prefix: /, upstream: app, auth: maybe}", "routes[0].auth"),
+            ("upstreams: {app: 'http://a'}\nroutes:\n  - {prefix: x, upstream: app}", "routes[0].prefix"),
+            ("upstreams: {app: 'http://a'}\nroutes:\n  - {prefix: /, upstream: app, colour: red}", "routes[0].colour"),
+            ("log:\n  level: loud", "log.level"),
+            ("database:\n  path: ''", "database.path"),
+            ("database: 5", "database"),
+            ("routes: notalist", "routes"),
+            ("listen: [1, 2]", "listen"),
+            ("{", "test.yaml"),
+        ]
+    )
+    func invalid(yaml: String, key: String) {
+        #expect {
+            _ = try ConfigurationLoader.parse(yaml: yaml, source: "test.yaml")
+        } throws: { error in
+            (error as? ConfigurationError)?.key.hasPrefix(key) == true
+        }
+    }
+
+    @Test("an unknown or invalid GATEHOUSE_ variable stops startup naming the variable")
+    func invalidEnvironment() {
+        #expect(throws: ConfigurationError(key: "GATEHOUSE_REDIS_ULR", message: "unknown configuration variable")) {
+            _ = try ConfigurationLoader.parse(yaml: "", environment: ["GATEHOUSE_REDIS_ULR": "redis://x:1"])
+        }
+        #expect {
+            _ = try ConfigurationLoader.parse(yaml: "", environment: ["GATEHOUSE_SESSION_LIFETIME": "1 week"])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "session.lifetime (from GATEHOUSE_SESSION_LIFETIME)"
+        }
+    }
+
+    @Test("a missing file is an error naming the file")
+    func missingFile() {
+        #expect {
+            _ = try ConfigurationLoader.load(path: "/nonexistent/gatehouse.yaml", environment: [:])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "/nonexistent/gatehouse.yaml"
+        }
+    }
+
+    @Test(
+        "durations",
+        arguments: [
+            ("50ms", Duration.milliseconds(50)), ("90s", .seconds(90)), ("15m", .seconds(900)), ("24h", .seconds(86400)),
+            ("30d", .seconds(2_592_000)), ("0", .zero), ("0s", .zero),
+        ]
+    )
+    func durations(text: String, expected: Duration) {
+        #expect(ConfigDuration.parse(text) == expected)
+    }
+
+    @Test("malformed durations are rejected", arguments: ["", "5", "-5s", "5 s", "1.5h", "5w", "s", "99999999999999999s"])
+    func badDurations(text: String) {
+        #expect(ConfigDuration.parse(text) == nil)
+    }
+
+    @Test("listen addresses", arguments: [("127.0.0.1:8080", "127.0.0.1", 8080), ("[::1]:9", "::1", 9), (":80", "0.0.0.0", 80)])
+    func listen(text: String, host: String, port: Int) {
+        #expect(ListenAddress(parsing: text) == ListenAddress(host: host, port: port))
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+@testable import GatehouseCore
+
+@Suite("Credential policy")
+struct CredentialPolicyTests {
+    @Test(
+        "emails are trimmed and lowercased",
+        arguments: [
+            (" Alice@Example.COM ", "alice@example.com"), ("bob+tag@sub.example.org", "bob+tag@sub.example.org"),
+            ("x@xn--bcher-kva.example", "x@xn--bcher-kva.example"),
+        ]
+    )
+    func validEmails(raw: String, expected: String) {
+        #expect(CredentialPolicy.normalizedEmail(raw) == expected)
+    }
+
+    @Test(
+        "invalid emails are rejected",
+        arguments: [
+            "", "alice", "alice@", "@example.com", "alice@example", "a b@example.com", "alice@@example.com",
+            "alice@exa mple.com", "alice@-example.com", "alice@example..com", ".alice@example.com", "alice@example.123",
+            "alice\n@example.com", "ålice@example.com", String(repeating: "a", count: 65) + "@example.com",
+            "a@" + String(repeating: "b", count: 250) + ".com",
+        ]
+    )
+    func invalidEmails(raw: String) {
+        #expect(CredentialPolicy.normalizedEmail(raw) == nil)
+    }
+
+    @Test("passwords of 8 and 128 characters pass, 7 and 129 fail, counting code points")
+    func passwordLengths() {
+        #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 8)))
+        #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 128)))
+        #expect(!CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 7)))
+        #expect(!CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 129)))
+        #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "é", count: 8)))
+        #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "🔐", count: 128)))
+        #expect(!CredentialPolicy.isAcceptablePassword(String(repeating: "🔐", count: 129)))
+    }
+}
+
+@Suite("Session tokens (I1)")
+struct SessionTokenTests {
+    @Test("a token is 32 random bytes in unpadded base64url, hashed with SHA-256")
+    func shape() throws {
+        let token = SessionToken.generate()
+        #expect(token.cookieValue.count == 43)
+        #expect(Base64URL.decode(token.cookieValue)?.count == 32)
+        #expect(token.hash.hex.count == 64)
+        #expect(token.hash.hex != token.cookieValue)
+        #expect(SessionToken.generate().cookieValue != token.cookieValue)
+        // SHA-256 of 32 zero bytes.
+        let zero = try #require(SessionToken(cookieValue: String(repeating: "A", count: 43)))
+        #expect(zero.hash.hex == "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925")
+    }
+
+    @Test(
+        "cookie values that are not exactly a token are refused",
+        arguments: [
+            "", "abc", String(repeating: "A", count: 42), String(repeating: "A", count: 44), String(repeating: "A", count: 42) + "=",
+            String(repeating: "A", count: 42) + "+", String(repeating: "A", count: 42) + "B", "../../etc/passwd" + String(repeating: "A", count: 27),
+        ]
+    )
+    func garbage(value: String) {
+        #expect(SessionToken(cookieValue: value) == nil)
+    }
+}
+
+@Suite("Cookies")
+struct CookieHeaderTests {
+    @Test("values of one cookie are found among others, in order")
+    func parse() {
+        let values = CookieHeader.values(named: "gatehouse_session", in: ["a=1; gatehouse_session=x;b=2", "gatehouse_session=\"y\"", "gatehouse_sessionx=z"])
+        #expect(values == ["x", "y"])
+    }
+
+    @Test("the session cookie carries HttpOnly, SameSite=Lax, Path=/, Secure and Max-Age")
+    func attributes() {
+        let secure = CookieHeader.sessionCookie(CookieConfiguration(), value: "v", maxAge: .seconds(86400))
+        #expect(secure == "gatehouse_session=v; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax; Secure")
+        let plain = CookieHeader.clearingCookie(CookieConfiguration(name: "s", secure: false, domain: "example.com"))
+        #expect(plain == "s=; Max-Age=0; Path=/; Domain=example.com; HttpOnly; SameSite=Lax")
+    }
+
+    @Test("removing a cookie keeps the others")
+    func removing() {
+        #expect(CookieHeader.removing(named: "s", from: "a=1; s=2; b=3") == "a=1; b=3")
+        #expect(CookieHeader.removing(named: "s", from: "s=2") == nil)
+    }
+}
+
+@Suite("Networks and client addresses")
+struct ClientAddressTests {
+    @Test("CIDR membership for IPv4, IPv6 and IPv4-mapped addresses")
+    func cidr() throws {
+        let v4 = try #require(CIDR("10.0.0.0/8"))
+        #expect(v4.contains("10.1.2.3"))
+        #expect(!v4.contains("11.0.0.1"))
+        #expect(v4.contains("::ffff:10.9.9.9"))
+        let v6 = try #require(CIDR("fd00::/8"))
+        #expect(v6.contains("fd12:3456::1"))
+        #expect(!v6.contains("fe80::1"))
+        #expect(CIDR("::1")?.contains("::1") == true)
+        #expect(CIDR("300.0.0.1") == nil)
+        #expect(CIDR("10.0.0.0/8/8") == nil)
+    }
+
+    @Test("X-Forwarded-For is believed only from trusted proxies, right-most untrusted hop")
+    func forwardedFor() throws {
+        let trusted = [try #require(CIDR("127.0.0.1"))]
+        #expect(ClientAddress.resolve(peer: "203.0.113.9", forwardedFor: ["1.2.3.4"], trustedProxies: trusted) == "203.0.113.9")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: ["6.6.6.6, 1.2.3.4"], trustedProxies: trusted) == "1.2.3.4")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: ["garbage"], trustedProxies: trusted) == "127.0.0.1")
+        #expect(ClientAddress.resolve(peer: "127.0.0.1", forwardedFor: [], trustedProxies: trusted) == "127.0.0.1")
+    }
+}
+
+@Suite("Encodings")
+struct EncodingTests {
+    @Test("JSON strings are escaped, key order is fixed")
+    func json() {
+        var object = JSONText()
+        object.add("a", "q\"\\\n\u{1}<")
+        object.add("b", true)
+        object.add("c", ["z": "1", "y": "2"])
+        #expect(object.string == #"{"a":"q\"\\\n\u0001\u003c","b":true,"c":{"y":"2","z":"1"}}"#)
+    }
+
+    @Test("form bodies decode + and %XX, and refuse broken escapes")
+    func form() {
+        #expect(FormURLEncoded.parse("email=a%40b.c&password=p+w%C3%A9&email=ignored") == ["email": "a@b.c", "password": "p wé"])
+        #expect(FormURLEncoded.parse("a=%zz") == nil)
+        #expect(FormURLEncoded.parse("a=%C3") == nil)
+        #expect(FormURLEncoded.parse("") == [:])
+    }
+
+    @Test("user JSON matches the API's user object")
+    func userJSON() {
+        let user = User(id: "u", email: "a@b.c", createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+        #expect(user.json.string == #"{"id":"u","email":"a@b.c","created_at":"2023-11-14T22:13:20Z","email_verified":false,"mfa_enabled":false}"#)
+    }
+}

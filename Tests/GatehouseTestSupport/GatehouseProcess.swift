@@ -1,0 +1,120 @@
+import Foundation
+
+/// A real `gatehouse` process started from the built binary, listening on a free loopback port.
+public final class GatehouseProcess: @unchecked Sendable {
+    /// `host:port` it listens on.
+    public let address: String
+    /// File its stderr (the log) goes to.
+    public let logPath: String
+    private let process: Process
+
+    /// The built `gatehouse` executable next to the test bundle (or under `.build/debug`).
+    public static var binaryPath: String {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("gatehouse").path,
+            FileManager.default.currentDirectoryPath + "/.build/debug/gatehouse",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    /// Starts `gatehouse serve --config configPath` and waits until it is listening.
+    public init(configPath: String, logPath: String, environment: [String: String] = [:]) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.arguments = ["serve", "--config", configPath]
+        process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        self.process = process
+        self.logPath = logPath
+        let deadline = Date().addingTimeInterval(20)
+        var found: String?
+        while found == nil, Date() < deadline, process.isRunning {
+            try await Task.sleep(for: .milliseconds(50))
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if let range = text.range(of: #"address=[0-9.:\[\]a-f]+"#, options: .regularExpression) {
+                found = String(text[range].dropFirst("address=".count))
+            }
+        }
+        guard let found else {
+            process.terminate()
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw ProcessError(message: "gatehouse did not start listening: \(text)")
+        }
+        self.address = found
+    }
+
+    /// Everything the process has logged so far.
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    public func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<200 where process.isRunning {
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Runs the `gatehouse` binary once, like a person at a terminal.
+public struct CommandResult: Sendable {
+    /// Exit status.
+    public let status: Int32
+    /// Standard output.
+    public let stdout: String
+    /// Standard error.
+    public let stderr: String
+}
+
+/// Runs `gatehouse arguments...` with `stdin` as standard input.
+public func runGatehouse(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: GatehouseProcess.binaryPath)
+    process.arguments = arguments
+    process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"].merging(environment) { $1 }
+    let input = Pipe()
+    let output = Pipe()
+    let error = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    input.fileHandleForWriting.write(Data(stdin.utf8))
+    try input.fileHandleForWriting.close()
+    let stdoutData = output.fileHandleForReading.readDataToEndOfFile()
+    let stderrData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self), stderr: String(decoding: stderrData, as: UTF8.self))
+}
+
+/// A helper process failed.
+public struct ProcessError: Error, CustomStringConvertible {
+    /// What happened.
+    public let message: String
+    /// The message.
+    public var description: String { message }
+}
+
+/// A configuration file for tests: cheap Argon2 parameters, a database in `directory`.
+public func writeTestConfiguration(in directory: TemporaryDirectory, extra: String = "") throws -> String {
+    let path = directory.file("gatehouse.yaml")
+    let yaml = """
+        listen: 127.0.0.1:0
+        database:
+          path: \(directory.file("gatehouse.sqlite"))
+        cookie:
+          secure: false
+        password:
+          argon2: {memory_kib: 1024, iterations: 1, parallelism: 1}
+        log:
+          level: trace
+        \(extra)
+        """
+    try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
