@@ -18,12 +18,11 @@ public final class GatehouseDatabase: Sendable {
         var grdb = Configuration()
         // Another process holding the write lock makes us wait, not fail.
         grdb.busyMode = .timeout(configuration.busyTimeout.seconds)
-        grdb.prepareDatabase { db in
-            // I6: a commit is on disk before the client hears of it.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         self.path = configuration.path
         self.pool = try DatabasePool(path: configuration.path, configuration: grdb)
+        // I6: a commit is on disk before the client hears of it. GRDB picks NORMAL for WAL
+        // (durable across crashes, not power loss); the one writer connection is switched to FULL.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
     }
 
     /// Applies every migration not yet applied; safe when several processes start at once.

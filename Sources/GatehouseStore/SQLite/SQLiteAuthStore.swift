@@ -19,7 +19,8 @@ public final class SQLiteAuthStore: AuthStore {
     }
 
     public func createUser(email: String, passwordHash: String, session: NewSession?, client: ClientInfo) async throws -> User {
-        let now = Date()
+        // Stored with millisecond precision: the value returned equals the value read back.
+        let now = Timestamp.date(milliseconds: Timestamp.milliseconds(Date()))
         let user = User(id: UUID().uuidString.lowercased(), email: email, createdAt: now)
         do {
             try await database.write { db in
@@ -50,7 +51,7 @@ public final class SQLiteAuthStore: AuthStore {
     public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await database.write { db in
             if let previous {
-                try Self.deleteSessions(db, where: "token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
+                try Self.deleteSessions(db, where: "s.token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
             }
             if let upgradedPasswordHash {
                 try db.execute(
@@ -89,7 +90,7 @@ public final class SQLiteAuthStore: AuthStore {
         let nowMilliseconds = Timestamp.milliseconds(now)
         if isExpired(session, nowMilliseconds: nowMilliseconds) {
             _ = try await database.write { db in
-                try Self.deleteSessions(db, where: "id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
+                try Self.deleteSessions(db, where: "s.id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
             }
             return .expired
         }
@@ -115,7 +116,7 @@ public final class SQLiteAuthStore: AuthStore {
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
         try await database.write { db in
-            try Self.deleteSessions(db, where: "token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
+            try Self.deleteSessions(db, where: "s.token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
         }
     }
 
@@ -141,7 +142,7 @@ public final class SQLiteAuthStore: AuthStore {
                 arguments: [disabled ? now : nil, now, userId]
             )
             if disabled {
-                try Self.deleteSessions(db, where: "user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
+                try Self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
             }
             try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -152,7 +153,7 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
             let userId: String = row["id"]
-            try Self.deleteSessions(db, where: "user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
+            try Self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
             try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userId.databaseValue])
             try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -174,8 +175,8 @@ public final class SQLiteAuthStore: AuthStore {
     public func revokeSessions(_ selector: SessionSelector, reason: String, client: ClientInfo) async throws -> Int {
         try await database.write { db in
             switch selector {
-            case .user(let id): try Self.deleteSessions(db, where: "user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
-            case .session(let id): try Self.deleteSessions(db, where: "id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .user(let id): try Self.deleteSessions(db, where: "s.user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .session(let id): try Self.deleteSessions(db, where: "s.id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
             case .all: try Self.deleteSessions(db, where: "1", [], kind: .sessionRevoked, reason: reason, client: client)
             }
         }
@@ -209,10 +210,10 @@ public final class SQLiteAuthStore: AuthStore {
 
     public func purgeExpiredSessions(now: Date) async throws -> Int {
         let nowMilliseconds = Timestamp.milliseconds(now)
-        var condition = "expires_at <= ?"
+        var condition = "s.expires_at <= ?"
         var arguments: [DatabaseValue] = [nowMilliseconds.databaseValue]
         if idleTimeout > .zero {
-            condition += " OR last_seen_at <= ?"
+            condition += " OR s.last_seen_at <= ?"
             arguments.append((nowMilliseconds - idleTimeout.milliseconds - lastSeenInterval.milliseconds).databaseValue)
         }
         return try await database.write { [condition, arguments] db in

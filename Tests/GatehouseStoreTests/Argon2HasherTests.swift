@@ -1,0 +1,67 @@
+import GatehouseCore
+import Testing
+
+@testable import GatehouseStore
+
+@Suite("Argon2id hashing")
+struct Argon2HasherTests {
+    static let cheap = Argon2Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
+
+    @Test("hashes are Argon2id PHC strings that verify the right password only")
+    func roundTrip() async throws {
+        let hasher = try Argon2Hasher(parameters: Self.cheap, workers: 1)
+        let hash = try await hasher.hash("correct horse")
+        #expect(hash.hasPrefix("$argon2id$v=19$m=1024,t=1,p=1$"))
+        #expect(try await hasher.verify("correct horse", against: hash))
+        #expect(try await hasher.verify("correct horsf", against: hash) == false)
+        #expect(try await hasher.hash("correct horse") != hash)
+        #expect(try await hasher.verify("x", against: "not a hash") == false)
+        #expect(try await hasher.verify("x", against: "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA") == false)
+        try await hasher.shutdown()
+    }
+
+    @Test("the same password in composed and decomposed Unicode verifies (NFKC)")
+    func unicodeNormalisation() async throws {
+        let hasher = try Argon2Hasher(parameters: Self.cheap, workers: 1)
+        let hash = try await hasher.hash("p\u{E4}ssw\u{F6}rd")
+        #expect(try await hasher.verify("pa\u{308}sswo\u{308}rd", against: hash))
+        #expect(try await hasher.verify("passwords", against: hash) == false)
+        try await hasher.shutdown()
+    }
+
+    @Test("hashes made with other parameters need a rehash")
+    func rehash() async throws {
+        let old = try Argon2Hasher(parameters: Self.cheap, workers: 1)
+        let current = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 2048, iterations: 1, parallelism: 1), workers: 1)
+        let oldHash = try await old.hash("password1")
+        #expect(current.needsRehash(oldHash))
+        #expect(current.needsRehash("garbage"))
+        #expect(!current.needsRehash(current.dummyHash))
+        #expect(try await current.verify("password1", against: oldHash))
+        try await old.shutdown()
+        try await current.shutdown()
+    }
+
+    @Test("a full queue answers overloaded instead of waiting")
+    func overloaded() async throws {
+        let hasher = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1), workers: 1, queueLimit: 1)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    do {
+                        _ = try await hasher.hash("password1")
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        // One runs, one waits; the rest are refused at once.
+        #expect(outcomes.filter { $0 }.count >= 1)
+        #expect(outcomes.filter { !$0 }.count >= 3)
+        #expect(hasher.inFlight == 0)
+        try await hasher.shutdown()
+    }
+}

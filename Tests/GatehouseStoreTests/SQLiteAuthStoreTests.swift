@@ -1,0 +1,242 @@
+import Foundation
+import GRDB
+import GatehouseCore
+import GatehouseTestSupport
+import Testing
+
+@testable import GatehouseStore
+
+/// A migrated database file in a temp directory, removed at the end.
+func withStore<T>(idleTimeout: Duration = .zero, _ body: (SQLiteAuthStore, GatehouseDatabase) async throws -> T) async throws -> T {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("db/gatehouse.sqlite")))
+    try database.migrate()
+    return try await body(SQLiteAuthStore(database: database, idleTimeout: idleTimeout), database)
+}
+
+let client = ClientInfo(ip: "192.0.2.1", userAgent: "tests")
+
+func newSession(_ token: SessionToken, now: Date = Date(), lifetime: TimeInterval = 3600) -> NewSession {
+    NewSession(tokenHash: token.hash, createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
+}
+
+@Suite("SQLite store (SPEC §1)")
+struct SQLiteAuthStoreTests {
+    @Test("the database file is in WAL mode with a busy timeout, and migrating twice is harmless")
+    func walAndMigrations() async throws {
+        try await withStore { _, database in
+            let mode = try await database.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            #expect(mode == "wal")
+            let timeout = try await database.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA busy_timeout") }
+            #expect(timeout == 5000)
+            let synchronous = try await database.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+            #expect(synchronous == 2)
+            try database.migrate()
+            #expect(try database.isMigrated())
+            let tables = try await database.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name")
+            }
+            #expect(tables == ["audit_events", "sessions", "users"])
+        }
+    }
+
+    @Test("sessions store only the SHA-256 of the token (I1)")
+    func tokenHashOnly() async throws {
+        try await withStore { store, database in
+            let token = SessionToken.generate()
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "$argon2id$x", session: newSession(token), client: client)
+            let stored = try await database.pool.read { db in try String.fetchAll(db, sql: "SELECT token_hash FROM sessions") }
+            #expect(stored == [token.hash.hex])
+            // Nothing in the file (nor its WAL) holds the token itself.
+            try await database.pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            for suffix in ["", "-wal"] {
+                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: database.path + suffix))) ?? Data()
+                #expect(bytes.range(of: Data(token.cookieValue.utf8)) == nil)
+            }
+        }
+    }
+
+    @Test("signup with a taken email fails and changes nothing")
+    func emailTaken() async throws {
+        try await withStore { store, database in
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: nil, client: client)
+            await #expect(throws: AuthStoreError.emailTaken) {
+                _ = try await store.createUser(email: "a@example.com", passwordHash: "h2", session: newSession(.generate()), client: client)
+            }
+            let counts = try await database.pool.read { db in
+                [try Int.fetchOne(db, sql: "SELECT count(*) FROM users"), try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions"),
+                 try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_events")]
+            }
+            #expect(counts == [1, 0, 1])
+        }
+    }
+
+    @Test("the audit log is append-only")
+    func auditAppendOnly() async throws {
+        try await withStore { store, database in
+            try await store.recordLoginFailure(email: "x@example.com", userId: nil, reason: "unknown_email", client: client)
+            await #expect(throws: DatabaseError.self) {
+                try await database.pool.write { db in try db.execute(sql: "UPDATE audit_events SET outcome = 'success'") }
+            }
+            await #expect(throws: DatabaseError.self) {
+                try await database.pool.write { db in try db.execute(sql: "DELETE FROM audit_events") }
+            }
+            let events = try await store.auditEvents(AuditQuery())
+            #expect(events.count == 1)
+            #expect(events.first?.reason == "unknown_email")
+            #expect(events.first?.ip == "192.0.2.1")
+        }
+    }
+
+    @Test("validation: live, unknown, expired (and deleted), disabled user")
+    func validation() async throws {
+        try await withStore { store, database in
+            let live = SessionToken.generate()
+            let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(live), client: client)
+            guard case .valid(let found, _) = try await store.validateSession(live.hash, now: Date()) else {
+                Issue.record("live session did not validate")
+                return
+            }
+            #expect(found == user)
+            #expect(try await store.validateSession(SessionToken.generate().hash, now: Date()) == .unknown)
+
+            let old = SessionToken.generate()
+            try await store.recordLogin(user: user, session: newSession(old, lifetime: 60), replacing: nil, upgradedPasswordHash: nil, client: client)
+            #expect(try await store.validateSession(old.hash, now: Date().addingTimeInterval(61)) == .expired)
+            #expect(try await store.validateSession(old.hash, now: Date()) == .unknown)
+            #expect(try await store.auditEvents(AuditQuery()).first?.kind == .sessionExpired)
+
+            #expect(try await store.setDisabled(email: "a@example.com", disabled: true, client: client))
+            #expect(try await store.validateSession(live.hash, now: Date()) == .unknown)
+            let sessions = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions") }
+            #expect(sessions == 0)
+        }
+    }
+
+    @Test("a disabled user's sessions stop validating even if a row survives")
+    func disabledUserRow() async throws {
+        try await withStore { store, database in
+            let token = SessionToken.generate()
+            let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token), client: client)
+            try await database.pool.write { db in try db.execute(sql: "UPDATE users SET disabled_at = 1 WHERE id = ?", arguments: [user.id]) }
+            #expect(try await store.validateSession(token.hash, now: Date()) == .userDisabled)
+        }
+    }
+
+    @Test("last_seen is written at most once a minute per session")
+    func lastSeenThrottle() async throws {
+        try await withStore { store, database in
+            let token = SessionToken.generate()
+            let start = Date()
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token, now: start), client: client)
+            func lastSeen() async throws -> Int64? {
+                try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT last_seen_at FROM sessions") }
+            }
+            let initial = try await lastSeen()
+            for offset in [1.0, 20, 59] {
+                _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(offset))
+            }
+            #expect(try await lastSeen() == initial)
+            _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(61))
+            #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
+            _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(90))
+            #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
+        }
+    }
+
+    @Test("the idle timeout expires unused sessions")
+    func idleTimeout() async throws {
+        try await withStore(idleTimeout: .seconds(300)) { store, _ in
+            let token = SessionToken.generate()
+            let start = Date()
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token, now: start), client: client)
+            guard case .valid = try await store.validateSession(token.hash, now: start.addingTimeInterval(200)) else {
+                Issue.record("session expired too early")
+                return
+            }
+            #expect(try await store.validateSession(token.hash, now: start.addingTimeInterval(200 + 300 + 61)) == .expired)
+        }
+    }
+
+    @Test("purging deletes only expired sessions and audits each")
+    func purge() async throws {
+        try await withStore { store, _ in
+            let keep = SessionToken.generate()
+            let drop = SessionToken.generate()
+            let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(keep), client: client)
+            try await store.recordLogin(user: user, session: newSession(drop, now: Date().addingTimeInterval(-120), lifetime: 60), replacing: nil, upgradedPasswordHash: nil, client: client)
+            #expect(try await store.purgeExpiredSessions(now: Date()) == 1)
+            #expect(try await store.listSessions(userId: user.id).map(\.tokenHash) == [keep.hash])
+            let expired = try await store.auditEvents(AuditQuery()).filter { $0.kind == .sessionExpired }
+            #expect(expired.count == 1)
+            #expect(try await store.purgeExpiredSessions(now: Date()) == 0)
+        }
+    }
+
+    @Test("login replaces the session the client came with (no fixation) and upgrades the hash")
+    func loginReplaces() async throws {
+        try await withStore { store, _ in
+            let first = SessionToken.generate()
+            let user = try await store.createUser(email: "a@example.com", passwordHash: "old", session: newSession(first), client: client)
+            let second = SessionToken.generate()
+            try await store.recordLogin(user: user, session: newSession(second), replacing: first.hash, upgradedPasswordHash: "new", client: client)
+            #expect(try await store.validateSession(first.hash, now: Date()) == .unknown)
+            #expect(try await store.loginCandidate(email: "a@example.com")?.passwordHash == "new")
+            let login = try await store.auditEvents(AuditQuery(email: "a@example.com")).first
+            #expect(login?.kind == .login)
+            #expect(login?.reason == "password_hash_upgraded")
+        }
+    }
+
+    @Test("administrative revocation by session, by user and for everyone")
+    func revoke() async throws {
+        try await withStore { store, _ in
+            let a1 = SessionToken.generate(), a2 = SessionToken.generate(), b1 = SessionToken.generate()
+            let alice = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a1), client: client)
+            try await store.recordLogin(user: alice, session: newSession(a2), replacing: nil, upgradedPasswordHash: nil, client: client)
+            let bob = try await store.createUser(email: "b@example.com", passwordHash: "h", session: newSession(b1), client: client)
+            let a1Id = try #require(try await store.listSessions(userId: alice.id).first { $0.tokenHash == a1.hash }?.id)
+            #expect(try await store.revokeSessions(.session(id: a1Id), reason: "admin", client: .commandLine) == 1)
+            #expect(try await store.validateSession(a1.hash, now: Date()) == .unknown)
+            #expect(try await store.revokeSessions(.user(id: alice.id), reason: "admin", client: .commandLine) == 1)
+            #expect(try await store.listSessions(userId: bob.id).count == 1)
+            #expect(try await store.revokeSessions(.all, reason: "admin", client: .commandLine) == 1)
+            #expect(try await store.listSessions(userId: nil).isEmpty)
+            #expect(try await store.auditEvents(AuditQuery()).filter { $0.kind == .sessionRevoked }.count == 3)
+        }
+    }
+
+    @Test("deleting a user removes its sessions; the audit log keeps its history")
+    func deleteUser() async throws {
+        try await withStore { store, _ in
+            let token = SessionToken.generate()
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token), client: client)
+            #expect(try await store.deleteUser(email: "a@example.com", client: .commandLine))
+            #expect(try await store.deleteUser(email: "a@example.com", client: .commandLine) == false)
+            #expect(try await store.validateSession(token.hash, now: Date()) == .unknown)
+            let kinds = try await store.auditEvents(AuditQuery(email: "a@example.com")).map(\.kind)
+            #expect(kinds == [.userDeleted, .sessionRevoked, .signup])
+        }
+    }
+
+    @Test("two pools on one file (two processes' view) see each other's writes at once")
+    func sharedFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let configuration = DatabaseConfiguration(path: directory.file("shared.sqlite"))
+        let first = try GatehouseDatabase(configuration: configuration)
+        let second = try GatehouseDatabase(configuration: configuration)
+        try first.migrate()
+        try second.migrate()
+        let storeA = SQLiteAuthStore(database: first), storeB = SQLiteAuthStore(database: second)
+        let token = SessionToken.generate()
+        _ = try await storeA.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token), client: client)
+        guard case .valid = try await storeB.validateSession(token.hash, now: Date()) else {
+            Issue.record("session written by one pool did not validate on the other")
+            return
+        }
+        #expect(try await storeB.logout(token.hash, client: client))
+        #expect(try await storeA.validateSession(token.hash, now: Date()) == .unknown)
+    }
+}
