@@ -103,6 +103,12 @@ public struct SocketTarget: HTTPTarget {
     /// Port to connect to.
     public let port: Int
 
+    /// A target at `host:port`.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
     /// A target at `address` (`host:port`).
     public init(address: String) {
         let colon = address.lastIndex(of: ":")!

@@ -1,0 +1,80 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import GatehouseTestSupport
+import HTTPTypes
+import Testing
+
+@Suite("Operations and resource limits")
+struct OperationsTests {
+    @Test("healthz and readyz answer 200 while SQLite serves; readyz 503 when it cannot")
+    func health() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            let health = try await api.get("/healthz")
+            #expect(health.status == 200)
+            #expect(health.body == #"{"status":"ok"}"#)
+            let ready = try await api.get("/readyz")
+            #expect(ready.status == 200)
+            #expect(ready.body == #"{"status":"ready"}"#)
+            try gatehouse.database.pool.close()
+            let down = try await api.get("/readyz")
+            #expect(down.status == 503)
+            #expect(down.json["status"] as? String == "unavailable")
+            // Fail closed (I5): with the store gone, nobody is authenticated.
+            let me = try await api.get("/auth/me", cookie: SessionToken.generate().cookieValue)
+            #expect(me.status == 500)
+            #expect(try await api.get("/healthz").status == 200)
+        }
+    }
+
+    @Test("a full hashing queue answers 503 with Retry-After instead of piling up")
+    func overloaded() async throws {
+        try await TestGatehouse.run(.live, configure: {
+            $0.password.argon2 = Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1)
+            $0.password.workers = 1
+            $0.password.queueLimit = 0
+        }) { api, gatehouse in
+            let responses = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
+                for index in 0..<6 {
+                    group.addTask { try await api.signup("busy\(index)@example.com", "a fine password") }
+                }
+                return try await group.reduce(into: [HTTPResult]()) { $0.append($1) }
+            }
+            let refused = responses.filter { $0.status == 503 }
+            #expect(refused.count >= 1)
+            #expect(responses.filter { $0.status == 201 }.count >= 1)
+            for response in refused {
+                #expect(response.headers[.retryAfter] == "1")
+                #expect(response.json["error"] as? String == "overloaded")
+                #expect(response.setCookies.isEmpty)
+            }
+            #expect(try await gatehouse.count("users") == responses.filter { $0.status == 201 }.count)
+        }
+    }
+
+    @Test("no token or password ever appears in the logs of a full flow (I1)")
+    func noSecretsInLogs() async throws {
+        try await TestGatehouse.run(.live) { api, gatehouse in
+            let password = "log-canary-password-\(UUID().uuidString)"
+            let signup = try await api.signup("log@example.com", password)
+            let login = try await api.login("log@example.com", password)
+            _ = try await api.login("log@example.com", password + "-wrong")
+            _ = try await api.login("nobody@example.com", password)
+            let tokens = [try #require(signup.sessionToken()), try #require(login.sessionToken())]
+            _ = try await api.get("/auth/me", cookie: tokens[1])
+            _ = try await api.logout(cookie: tokens[1])
+            _ = try await api.get("/auth/me", cookie: tokens[1])
+            let logs = gatehouse.logs.text
+            #expect(gatehouse.logs.count > 5)
+            #expect(logs.contains("/auth/login"))
+            for secret in tokens + [password, "log-canary-password"] {
+                #expect(!logs.contains(secret))
+            }
+            let audit = try await gatehouse.store.auditEvents(AuditQuery(limit: 1000))
+            let auditText = audit.map { "\($0)" }.joined()
+            for secret in tokens + [password] {
+                #expect(!auditText.contains(secret))
+            }
+        }
+    }
+}
