@@ -66,8 +66,9 @@ struct HashPassword: AsyncParsableCommand {
             let configuration = try options.load()
             let password = try readPassword()
             let hasher = try Argon2Hasher(parameters: configuration.password.argon2, workers: 1)
-            defer { Task { try? await hasher.shutdown() } }
-            emit(try await hasher.hash(password))
+            let hash = try await hasher.hash(password)
+            try await hasher.shutdown()
+            emit(hash)
         }
     }
 }

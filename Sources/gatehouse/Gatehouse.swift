@@ -15,6 +15,30 @@ struct Gatehouse: AsyncParsableCommand {
             Serve.self, Migrate.self, CheckConfig.self, UserCommand.self, SessionCommand.self, Audit.self, HashPassword.self,
         ]
     )
+
+    /// Parses and runs a command; every failure is one line on stderr and a non-zero exit.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help and --version.
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data("gatehouse: error: \(message) (see gatehouse --help)\n".utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// `--config`, shared by every subcommand.

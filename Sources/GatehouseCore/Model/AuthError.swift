@@ -34,9 +34,6 @@ public struct AuthError: Error, Sendable, Equatable {
     /// 404: no such endpoint.
     public static let notFound = AuthError(status: 404, code: "not_found", message: "No such endpoint.")
 
-    /// 405: the endpoint exists with other methods.
-    public static let methodNotAllowed = AuthError(status: 405, code: "method_not_allowed", message: "Method not allowed on this endpoint.")
-
     /// 409: signup with an email that has an account.
     public static let emailTaken = AuthError(status: 409, code: "email_taken", message: "An account with this email already exists.")
 
@@ -63,7 +60,4 @@ public struct AuthError: Error, Sendable, Equatable {
 
     /// 500: something failed that the client cannot fix; details go to the log only.
     public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
-
-    /// 503: the database cannot serve.
-    public static let storeUnavailable = AuthError(status: 503, code: "store_unavailable", message: "The session store is unavailable.", retryAfter: 1)
 }

@@ -39,7 +39,6 @@ struct APIErrorMiddleware: RouterMiddleware {
         case let error as HTTPError:
             switch error.status {
             case .notFound: return .notFound
-            case .methodNotAllowed: return .methodNotAllowed
             case .contentTooLarge: return .payloadTooLarge(limit: AuthRequestBody.maximumSize)
             case .badRequest: return .malformedBody("The request could not be read.")
             default: return AuthError(status: Int(error.status.code), code: "http_\(error.status.code)", message: error.status.reasonPhrase)

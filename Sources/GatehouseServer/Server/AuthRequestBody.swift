@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import Hummingbird
+import NIOCore
 
 /// Reads the small JSON or form bodies of the auth API, turning every kind of bad input
 /// into its documented error: 415, 413, 400 or 422.
@@ -31,6 +32,9 @@ struct AuthRequestBody {
         do {
             buffer = try await request.body.collect(upTo: maximumSize)
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw AuthError.payloadTooLarge(limit: maximumSize)
+        } catch is NIOTooManyBytesError {
+            // A chunked body (no Content-Length) that grows past the limit.
             throw AuthError.payloadTooLarge(limit: maximumSize)
         }
         let bytes = Array(buffer.readableBytesView)

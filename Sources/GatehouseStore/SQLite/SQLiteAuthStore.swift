@@ -161,12 +161,13 @@ public final class SQLiteAuthStore: AuthStore {
     }
 
     public func listSessions(userId: String?) async throws -> [Session] {
-        try await database.pool.read { db in
+        let now = Timestamp.milliseconds(Date())
+        return try await database.pool.read { db in
             let rows: [Row]
             if let userId {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at DESC", arguments: [userId.databaseValue])
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC", arguments: [userId.databaseValue, now.databaseValue])
             } else {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created_at DESC")
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE expires_at > ? ORDER BY created_at DESC", arguments: [now.databaseValue])
             }
             return rows.map { Self.session(from: $0, idColumn: "id", createdColumn: "created_at") }
         }
