@@ -129,3 +129,20 @@ public enum AuthStoreError: Error, Sendable, Equatable {
     /// The email already has an account.
     case emailTaken
 }
+
+/// A revocation the Redis cache has yet to apply: one token hash, or every session of a user.
+public struct CacheInvalidation: Sendable, Equatable {
+    /// Outbox row id.
+    public var id: Int64
+    /// The revoked session's token hash.
+    public var tokenHash: TokenHash?
+    /// A user all of whose cached sessions are revoked.
+    public var userId: String?
+
+    /// Creates an invalidation.
+    public init(id: Int64, tokenHash: TokenHash?, userId: String?) {
+        self.id = id
+        self.tokenHash = tokenHash
+        self.userId = userId
+    }
+}

@@ -14,11 +14,11 @@ struct Serve: AsyncParsableCommand {
             let configuration = try options.load()
             bootstrapLogging(level: configuration.log.level)
             let logger = Logger(label: "gatehouse")
-            let dependencies = try GatehouseDependencies.open(configuration)
+            let dependencies = try GatehouseDependencies.open(configuration, logger: logger)
             logger.notice(
                 "starting",
                 metadata: [
-                    "database": "\(configuration.database.path)", "redis": "\(configuration.redis.url.isEmpty ? "off" : "configured")",
+                    "database": "\(configuration.database.path)", "redis": "\(configuration.redis.endpoint?.redacted ?? "off")",
                     "argon2": "m=\(configuration.password.argon2.memoryKiB),t=\(configuration.password.argon2.iterations),p=\(configuration.password.argon2.parallelism)",
                     "hash_workers": "\(dependencies.hasher.workers)",
                 ]

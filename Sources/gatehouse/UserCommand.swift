@@ -91,7 +91,10 @@ struct UserCommand: AsyncParsableCommand {
         try await reportingErrors {
             let email = try account.normalized
             let dependencies = try openForCommand(options)
-            guard try await dependencies.store.setDisabled(email: email, disabled: disabled, client: .commandLine) else {
+            let found = try await dependencies.withCache {
+                try await dependencies.store.setDisabled(email: email, disabled: disabled, client: .commandLine)
+            }
+            guard found else {
                 throw CLIError(message: "no account for \(email)")
             }
             emit("\(disabled ? "disabled" : "enabled") \(email)")
@@ -107,7 +110,10 @@ struct UserCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let email = try account.normalized
                 let dependencies = try openForCommand(options)
-                guard try await dependencies.store.deleteUser(email: email, client: .commandLine) else {
+                let found = try await dependencies.withCache {
+                    try await dependencies.store.deleteUser(email: email, client: .commandLine)
+                }
+                guard found else {
                     throw CLIError(message: "no account for \(email)")
                 }
                 emit("deleted \(email)")
@@ -178,7 +184,9 @@ struct SessionCommand: AsyncParsableCommand {
                 } else {
                     selector = .all
                 }
-                let count = try await dependencies.store.revokeSessions(selector, reason: "admin", client: .commandLine)
+                let count = try await dependencies.withCache { [selector] in
+                    try await dependencies.store.revokeSessions(selector, reason: "admin", client: .commandLine)
+                }
                 if case .session = selector, count == 0 { throw CLIError(message: "no session with id \(id ?? "")") }
                 emit("revoked \(count) session\(count == 1 ? "" : "s")")
             }

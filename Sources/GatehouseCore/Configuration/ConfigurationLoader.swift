@@ -41,7 +41,7 @@ public enum ConfigurationLoader {
     /// The scalar keys an environment variable may set, by variable name.
     static let overridableKeys: [String: [String]] = {
         let keys = [
-            "listen", "database.path", "database.busy_timeout", "redis.url", "redis.timeout",
+            "listen", "database.path", "database.busy_timeout", "redis.url", "redis.timeout", "redis.cache_ttl", "redis.connections",
             "cookie.name", "cookie.secure", "cookie.domain",
             "session.lifetime", "session.idle_timeout", "session.purge_interval",
             "password.argon2.memory_kib", "password.argon2.iterations", "password.argon2.parallelism",
@@ -96,10 +96,12 @@ public enum ConfigurationLoader {
         }
         if let redis = try top.mapping("redis") {
             configuration.redis.url = try redis.string("url", default: "")
-            if !configuration.redis.url.isEmpty, !isRedisURL(configuration.redis.url) {
+            if !configuration.redis.url.isEmpty, RedisEndpoint(configuration.redis.url) == nil {
                 throw ConfigurationError(key: "redis.url", message: "expected redis://[user:pass@]host:port[/db] or unix:/path, or empty for SQLite only")
             }
             configuration.redis.timeout = try redis.duration("timeout", default: configuration.redis.timeout, positive: true)
+            configuration.redis.cacheTTL = try redis.duration("cache_ttl", default: configuration.redis.cacheTTL, positive: true)
+            configuration.redis.connections = try redis.int("connections", default: configuration.redis.connections, range: 1...64)
             try redis.finish()
         }
         if let cookie = try top.mapping("cookie") {
@@ -192,14 +194,6 @@ public enum ConfigurationLoader {
         return configuration
     }
 
-    static func isRedisURL(_ text: String) -> Bool {
-        if text.hasPrefix("unix:") { return text.count > "unix:".count }
-        guard let components = URLComponents(string: text), components.scheme == "redis",
-            let host = components.host, !host.isEmpty
-        else { return false }
-        let database = components.path.drop { $0 == "/" }
-        return database.isEmpty || Int(database) != nil
-    }
 }
 
 extension LogConfiguration {

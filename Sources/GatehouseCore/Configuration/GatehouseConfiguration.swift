@@ -120,12 +120,21 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var url: String
     /// The most any Redis command may add to a request.
     public var timeout: Duration
+    /// The longest a session stays cached without being read from SQLite again.
+    public var cacheTTL: Duration
+    /// Connections to Redis per instance; requests are pipelined on them.
+    public var connections: Int
 
     /// Creates a Redis configuration.
-    public init(url: String = "", timeout: Duration = .milliseconds(50)) {
+    public init(url: String = "", timeout: Duration = .milliseconds(50), cacheTTL: Duration = .seconds(600), connections: Int = 2) {
         self.url = url
         self.timeout = timeout
+        self.cacheTTL = cacheTTL
+        self.connections = connections
     }
+
+    /// The parsed URL; `nil` when Redis is off.
+    public var endpoint: RedisEndpoint? { RedisEndpoint(url) }
 }
 
 /// The session cookie.

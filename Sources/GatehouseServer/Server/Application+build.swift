@@ -11,21 +11,61 @@ public struct GatehouseDependencies: Sendable {
     public let configuration: GatehouseConfiguration
     /// The SQLite database.
     public let database: GatehouseDatabase
-    /// The durable store.
+    /// The store handlers use: SQLite, or Redis in front of SQLite.
     public let store: any AuthStore
+    /// The Redis cache, when `redis.url` is set.
+    public let cache: CachedAuthStore?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
 
-    /// Opens and migrates the database and starts the hashing pool.
-    public static func open(_ configuration: GatehouseConfiguration) throws -> GatehouseDependencies {
+    /// Opens and migrates the database, starts the hashing pool, and sets up the Redis cache
+    /// when configured (its connections open when its services run).
+    public static func open(_ configuration: GatehouseConfiguration, logger: Logger = Logger(label: "gatehouse")) throws -> GatehouseDependencies {
         let database = try GatehouseDatabase(configuration: configuration.database)
         try database.migrate()
         let hasher = try Argon2Hasher(
             parameters: configuration.password.argon2, workers: configuration.password.workers,
             queueLimit: configuration.password.queueLimit
         )
-        let store = SQLiteAuthStore(database: database, idleTimeout: configuration.session.idleTimeout)
-        return GatehouseDependencies(configuration: configuration, database: database, store: store, hasher: hasher)
+        let endpoint = configuration.redis.endpoint
+        let sqlite = SQLiteAuthStore(
+            database: database, idleTimeout: configuration.session.idleTimeout,
+            recordsCacheInvalidations: endpoint != nil, invalidationRetention: configuration.session.lifetime
+        )
+        var cache: CachedAuthStore?
+        if let endpoint {
+            let redis = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
+            cache = CachedAuthStore(sqlite: sqlite, redis: redis, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
+        }
+        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher)
+    }
+
+    /// The services to run beside the HTTP server: purging, hashing, and the Redis cache.
+    func services(logger: Logger) -> [any Service] {
+        var services: [any Service] = [
+            SessionPurgeService(store: store, interval: configuration.session.purgeInterval, logger: logger),
+            HasherService(hasher: hasher),
+        ]
+        if let cache { services += [cache.redis, cache] }
+        return services
+    }
+
+    /// Runs `body` with the Redis connections up (for command-line tools), then applies any
+    /// cache invalidations `body` caused. Without Redis it just runs `body`.
+    public func withCache<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        guard let cache else { return try await body() }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await cache.redis.run() }
+            let deadline = ContinuousClock.now + .seconds(1)
+            while cache.redis.connectedCount == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let result = try await body()
+            // Whatever cannot be applied now stays in the outbox for the servers to replay.
+            await cache.applyInvalidations()
+            group.cancelAll()
+            return result
+        }
     }
 }
 
@@ -33,7 +73,7 @@ public struct GatehouseDependencies: Sendable {
 public func buildRouter(_ dependencies: GatehouseDependencies) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     router.add(middleware: APIErrorMiddleware())
-    OperationsController(store: dependencies.store).addRoutes(to: router)
+    OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
     AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration).addRoutes(to: router)
     return router
 }
@@ -50,10 +90,7 @@ public func buildApplication(
     return Application(
         router: buildRouter(dependencies),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
-        services: [
-            SessionPurgeService(store: dependencies.store, interval: configuration.session.purgeInterval, logger: logger),
-            HasherService(hasher: dependencies.hasher),
-        ],
+        services: dependencies.services(logger: logger),
         onServerRunning: { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"
             logger.notice("listening", metadata: ["address": "\(address)"])

@@ -109,6 +109,20 @@ public final class GatehouseDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2_cache_invalidations") { db in
+            // The outbox of SPEC I3: a revocation's cache invalidation, committed with the
+            // revocation and removed once Redis has applied it.
+            try db.execute(
+                sql: """
+                    CREATE TABLE cache_invalidations (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        token_hash TEXT,
+                        user_id TEXT,
+                        created_at INTEGER NOT NULL
+                    );
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -10,12 +10,21 @@ public final class SQLiteAuthStore: AuthStore {
     public let idleTimeout: Duration
     /// `last_seen_at` is written at most this often per session.
     public let lastSeenInterval: Duration
+    /// Whether revocations also write cache invalidations (when a Redis cache is in front).
+    public let recordsCacheInvalidations: Bool
+    /// How long an invalidation is worth keeping: no cached entry outlives a session lifetime.
+    public let invalidationRetention: Duration
 
     /// Creates a store over a migrated database.
-    public init(database: GatehouseDatabase, idleTimeout: Duration = .zero, lastSeenInterval: Duration = .seconds(60)) {
+    public init(
+        database: GatehouseDatabase, idleTimeout: Duration = .zero, lastSeenInterval: Duration = .seconds(60),
+        recordsCacheInvalidations: Bool = false, invalidationRetention: Duration = .seconds(86400)
+    ) {
         self.database = database
         self.idleTimeout = idleTimeout
         self.lastSeenInterval = lastSeenInterval
+        self.recordsCacheInvalidations = recordsCacheInvalidations
+        self.invalidationRetention = invalidationRetention
     }
 
     public func createUser(email: String, passwordHash: String, session: NewSession?, client: ClientInfo) async throws -> User {
@@ -51,7 +60,7 @@ public final class SQLiteAuthStore: AuthStore {
     public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await database.write { db in
             if let previous {
-                try Self.deleteSessions(db, where: "s.token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
+                try self.deleteSessions(db, where: "s.token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
             }
             if let upgradedPasswordHash {
                 try db.execute(
@@ -90,19 +99,13 @@ public final class SQLiteAuthStore: AuthStore {
         let nowMilliseconds = Timestamp.milliseconds(now)
         if isExpired(session, nowMilliseconds: nowMilliseconds) {
             _ = try await database.write { db in
-                try Self.deleteSessions(db, where: "s.id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
+                try self.deleteSessions(db, where: "s.id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
             }
             return .expired
         }
-        let lastSeen = Timestamp.milliseconds(session.lastSeenAt)
-        if nowMilliseconds - lastSeen >= lastSeenInterval.milliseconds {
+        if nowMilliseconds - Timestamp.milliseconds(session.lastSeenAt) >= lastSeenInterval.milliseconds {
             // Throttled: at most one write per session per interval, whatever the request rate.
-            try await database.pool.write { db in
-                try db.execute(
-                    sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at <= ?",
-                    arguments: [nowMilliseconds, session.id, nowMilliseconds - lastSeenInterval.milliseconds]
-                )
-            }
+            try await touchSession(id: session.id, now: now)
         }
         return .valid(user, session)
     }
@@ -116,7 +119,7 @@ public final class SQLiteAuthStore: AuthStore {
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
         try await database.write { db in
-            try Self.deleteSessions(db, where: "s.token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
+            try self.deleteSessions(db, where: "s.token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
         }
     }
 
@@ -142,7 +145,8 @@ public final class SQLiteAuthStore: AuthStore {
                 arguments: [disabled ? now : nil, now, userId]
             )
             if disabled {
-                try Self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
+                try self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
+                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: userId) }
             }
             try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -153,7 +157,8 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
             let userId: String = row["id"]
-            try Self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
+            try self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
+            if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: userId) }
             try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userId.databaseValue])
             try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -176,9 +181,11 @@ public final class SQLiteAuthStore: AuthStore {
     public func revokeSessions(_ selector: SessionSelector, reason: String, client: ClientInfo) async throws -> Int {
         try await database.write { db in
             switch selector {
-            case .user(let id): try Self.deleteSessions(db, where: "s.user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
-            case .session(let id): try Self.deleteSessions(db, where: "s.id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
-            case .all: try Self.deleteSessions(db, where: "1", [], kind: .sessionRevoked, reason: reason, client: client)
+            case .user(let id):
+                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: id) }
+                return try self.deleteSessions(db, where: "s.user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .session(let id): return try self.deleteSessions(db, where: "s.id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
+            case .all: return try self.deleteSessions(db, where: "1", [], kind: .sessionRevoked, reason: reason, client: client)
             }
         }
     }
@@ -217,13 +224,52 @@ public final class SQLiteAuthStore: AuthStore {
             condition += " OR s.last_seen_at <= ?"
             arguments.append((nowMilliseconds - idleTimeout.milliseconds - lastSeenInterval.milliseconds).databaseValue)
         }
+        let retention = nowMilliseconds - invalidationRetention.milliseconds
         return try await database.write { [condition, arguments] db in
-            try Self.deleteSessions(db, where: condition, arguments, kind: .sessionExpired, reason: nil, client: nil)
+            try db.execute(sql: "DELETE FROM cache_invalidations WHERE created_at < ?", arguments: [retention.databaseValue])
+            return try self.deleteSessions(db, where: condition, arguments, kind: .sessionExpired, reason: nil, client: nil)
         }
     }
 
     public func ping() async throws {
         try await database.ping()
+    }
+
+    /// Writes `last_seen_at` unless it was written less than ``lastSeenInterval`` ago.
+    public func touchSession(id: String, now: Date) async throws {
+        let nowMilliseconds = Timestamp.milliseconds(now)
+        try await database.pool.write { db in
+            try db.execute(
+                sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at <= ?",
+                arguments: [nowMilliseconds.databaseValue, id.databaseValue, (nowMilliseconds - self.lastSeenInterval.milliseconds).databaseValue]
+            )
+        }
+    }
+
+    // MARK: Cache invalidation outbox (I3)
+
+    /// Invalidations committed but not yet applied to the cache, oldest first.
+    public func pendingInvalidations(limit: Int) async throws -> [CacheInvalidation] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, token_hash, user_id FROM cache_invalidations ORDER BY id LIMIT ?", arguments: [limit.databaseValue]).map {
+                CacheInvalidation(id: $0["id"], tokenHash: ($0["token_hash"] as String?).map(TokenHash.init(hex:)), userId: $0["user_id"])
+            }
+        }
+    }
+
+    /// Forgets invalidations the cache has applied.
+    public func clearInvalidations(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await database.pool.write { db in
+            try db.execute(sql: "DELETE FROM cache_invalidations WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(ids))
+        }
+    }
+
+    static func recordInvalidation(_ db: Database, tokenHash: String?, userId: String?) throws {
+        try db.execute(
+            sql: "INSERT INTO cache_invalidations (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+            arguments: [tokenHash, userId, Timestamp.milliseconds(Date())]
+        )
     }
 
     // MARK: Rows
@@ -245,18 +291,23 @@ public final class SQLiteAuthStore: AuthStore {
     }
 
     /// Deletes the matching sessions and audits each one; `client` nil means "the session's own client".
+    /// With the cache in front, each revoked token hash also goes to the invalidation outbox,
+    /// in the same transaction (I3).
     @discardableResult
-    static func deleteSessions(_ db: Database, where condition: String, _ arguments: [DatabaseValue], kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
+    func deleteSessions(_ db: Database, where condition: String, _ arguments: [DatabaseValue], kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
         let rows = try Row.fetchAll(
             db,
-            sql: "SELECT s.id, s.user_id, s.ip, s.user_agent, u.email FROM sessions s JOIN users u ON u.id = s.user_id WHERE \(condition)",
+            sql: "SELECT s.id, s.token_hash, s.user_id, s.ip, s.user_agent, u.email FROM sessions s JOIN users u ON u.id = s.user_id WHERE \(condition)",
             arguments: StatementArguments(arguments)
         )
         let now = Date()
         for row in rows {
             let id: String = row["id"]
             try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id.databaseValue])
-            try audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: row["user_id"], email: row["email"], sessionId: id, ip: client?.ip ?? row["ip"], userAgent: client?.userAgent ?? row["user_agent"]))
+            if recordsCacheInvalidations, kind != .sessionExpired {
+                try Self.recordInvalidation(db, tokenHash: row["token_hash"], userId: nil)
+            }
+            try Self.audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: row["user_id"], email: row["email"], sessionId: id, ip: client?.ip ?? row["ip"], userAgent: client?.userAgent ?? row["user_agent"]))
         }
         return rows.count
     }

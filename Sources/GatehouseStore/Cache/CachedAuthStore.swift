@@ -1,0 +1,240 @@
+import Foundation
+import GatehouseCore
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// ``AuthStore`` with Redis in front of SQLite (SPEC §1): the fast path for validation and
+/// the coordination layer between instances.
+///
+/// - Sessions are written through on login (SQLite commits first) and read through on
+///   validation (Redis hit answers; a miss reads SQLite and back-fills with `SET NX`).
+/// - Revocations commit in SQLite together with an invalidation in the outbox table, then
+///   write tombstones to Redis and clear the outbox (I3).
+/// - Redis is *trusted* (read at all) only after this instance has seen it answer and has
+///   replayed the outbox to empty. Any Redis failure makes it untrusted at once; until the
+///   next successful replay every validation reads SQLite. So a Redis that comes back holding
+///   sessions revoked during the outage is cleaned before any instance believes it again.
+/// - No Redis error fails a request or clears a cookie, and no Redis call waits longer than
+///   `redis.timeout` (I2).
+public final class CachedAuthStore: AuthStore, Service {
+    /// The source of truth.
+    public let sqlite: SQLiteAuthStore
+    /// The cache.
+    public let redis: RedisClient
+    /// Longest a session stays cached without a SQLite read.
+    public let cacheTTL: Duration
+    /// Tombstones live as long as a session can.
+    public let sessionLifetime: Duration
+    /// How often the outbox is replayed and Redis pinged.
+    public let maintenanceInterval: Duration
+
+    private let logger: Logger
+    private let trustedState = NIOLockedValueBox(false)
+
+    /// Creates the cache; ``run()`` (a service) makes it trusted once Redis answers.
+    public init(sqlite: SQLiteAuthStore, redis: RedisClient, cacheTTL: Duration, sessionLifetime: Duration, maintenanceInterval: Duration = .milliseconds(250), logger: Logger) {
+        self.sqlite = sqlite
+        self.redis = redis
+        self.cacheTTL = cacheTTL
+        self.sessionLifetime = sessionLifetime
+        self.maintenanceInterval = maintenanceInterval
+        self.logger = logger
+    }
+
+    /// Whether validations currently read Redis.
+    public var isTrusted: Bool { trustedState.withLockedValue { $0 } }
+
+    // MARK: Validation
+
+    public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
+        let key = SessionCacheEntry.key(tokenHash)
+        if isTrusted {
+            do {
+                switch try await redis.send("GET", key) {
+                case .bulkString(let bytes):
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    if text == SessionCacheEntry.tombstone { return .unknown }
+                    if let (user, session) = SessionCacheEntry.decode(text, tokenHash: tokenHash) {
+                        if let answer = try await answerFromCache(user, session, key: key, now: now) { return answer }
+                    }
+                case .null:
+                    break
+                default:
+                    distrust("unexpected reply to GET")
+                }
+            } catch let error as RedisError {
+                distrust("\(error)")
+            }
+        }
+        let answer = try await sqlite.validateSession(tokenHash, now: now)
+        if case .valid(let user, let session) = answer, isTrusted {
+            await cache(user, session, onlyIfAbsent: true)
+        }
+        return answer
+    }
+
+    /// The answer for a cached entry, or `nil` to ask SQLite (expiry and idle limits reached).
+    private func answerFromCache(_ user: User, _ session: Session, key: String, now: Date) async throws -> SessionValidation? {
+        let nowMilliseconds = Timestamp.milliseconds(now)
+        guard user.isActive else { return .userDisabled }
+        guard !sqlite.isExpired(session, nowMilliseconds: nowMilliseconds) else {
+            // SQLite deletes and audits it; the entry goes too.
+            _ = try? await redis.send("DEL", key)
+            return nil
+        }
+        if nowMilliseconds - Timestamp.milliseconds(session.lastSeenAt) >= sqlite.lastSeenInterval.milliseconds {
+            // The same throttle as without the cache: one last_seen write per session per minute.
+            try await sqlite.touchSession(id: session.id, now: now)
+            var touched = session
+            touched.lastSeenAt = now
+            _ = try? await redis.send("SET", key, SessionCacheEntry.encode(user, touched), "XX", "KEEPTTL")
+        }
+        return .valid(user, session)
+    }
+
+    /// Writes a session to Redis (write-through or back-fill) with its user index.
+    private func cache(_ user: User, _ session: Session, onlyIfAbsent: Bool) async {
+        let remaining = Timestamp.milliseconds(session.expiresAt) - Timestamp.milliseconds(Date())
+        let ttl = min(remaining, cacheTTL.milliseconds)
+        guard ttl > 0 else { return }
+        var set = ["SET", SessionCacheEntry.key(session.tokenHash), SessionCacheEntry.encode(user, session), "PX", String(ttl)]
+        if onlyIfAbsent { set.append("NX") }
+        let userKey = SessionCacheEntry.userKey(user.id)
+        do {
+            _ = try await redis.pipeline([
+                set, ["SADD", userKey, session.tokenHash.hex], ["PEXPIRE", userKey, String(sessionLifetime.milliseconds)],
+            ])
+        } catch {
+            distrust("\(error)")
+        }
+    }
+
+    // MARK: Writes: SQLite first, then Redis
+
+    public func createUser(email: String, passwordHash: String, session: NewSession?, client: ClientInfo) async throws -> User {
+        let user = try await sqlite.createUser(email: email, passwordHash: passwordHash, session: session, client: client)
+        if let session { await writeThrough(user, session, client: client) }
+        return user
+    }
+
+    public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
+        try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client)
+        if previous != nil { await applyInvalidations() }
+        await writeThrough(user, session, client: client)
+    }
+
+    private func writeThrough(_ user: User, _ session: NewSession, client: ClientInfo) async {
+        guard isTrusted else { return }
+        // The id is not known here; read the row back so the entry matches SQLite exactly.
+        if case .valid(let stored, let row) = try? await sqlite.validateSession(session.tokenHash, now: session.createdAt) {
+            await cache(stored, row, onlyIfAbsent: false)
+        }
+    }
+
+    public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
+        let revoked = try await sqlite.logout(tokenHash, client: client)
+        await applyInvalidations()
+        return revoked
+    }
+
+    public func setDisabled(email: String, disabled: Bool, client: ClientInfo) async throws -> Bool {
+        let found = try await sqlite.setDisabled(email: email, disabled: disabled, client: client)
+        await applyInvalidations()
+        return found
+    }
+
+    public func deleteUser(email: String, client: ClientInfo) async throws -> Bool {
+        let found = try await sqlite.deleteUser(email: email, client: client)
+        await applyInvalidations()
+        return found
+    }
+
+    public func revokeSessions(_ selector: SessionSelector, reason: String, client: ClientInfo) async throws -> Int {
+        let count = try await sqlite.revokeSessions(selector, reason: reason, client: client)
+        await applyInvalidations()
+        return count
+    }
+
+    // MARK: Reads and writes that do not involve the cache
+
+    public func loginCandidate(email: String) async throws -> LoginCandidate? { try await sqlite.loginCandidate(email: email) }
+    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+        try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client)
+    }
+    public func listUsers() async throws -> [User] { try await sqlite.listUsers() }
+    public func user(email: String) async throws -> User? { try await sqlite.user(email: email) }
+    public func listSessions(userId: String?) async throws -> [Session] { try await sqlite.listSessions(userId: userId) }
+    public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] { try await sqlite.auditEvents(query) }
+    public func purgeExpiredSessions(now: Date) async throws -> Int { try await sqlite.purgeExpiredSessions(now: now) }
+    public func ping() async throws { try await sqlite.ping() }
+
+    // MARK: The outbox (I3)
+
+    /// Applies pending invalidations to Redis as tombstones and clears them from the outbox.
+    /// Returns `true` when the outbox is empty afterwards. Failures leave rows for later.
+    @discardableResult
+    public func applyInvalidations() async -> Bool {
+        do {
+            while true {
+                let pending = try await sqlite.pendingInvalidations(limit: 256)
+                guard !pending.isEmpty else { return true }
+                let lifetime = String(sessionLifetime.milliseconds)
+                var tokenHashes = pending.compactMap { $0.tokenHash?.hex }
+                let users = pending.compactMap(\.userId)
+                if !users.isEmpty {
+                    // Every session a user has in the cache, including ones SQLite no longer knows.
+                    let members = try await redis.pipeline(users.map { ["SMEMBERS", SessionCacheEntry.userKey($0)] })
+                    for case .array(let items) in members {
+                        tokenHashes += items.compactMap(\.string)
+                    }
+                }
+                var commands = tokenHashes.map { ["SET", "gatehouse:session:" + $0, SessionCacheEntry.tombstone, "PX", lifetime] }
+                commands += users.map { ["DEL", SessionCacheEntry.userKey($0)] }
+                if !commands.isEmpty {
+                    let replies = try await redis.pipeline(commands)
+                    if let failure = replies.first(where: { if case .error = $0 { true } else { false } }) {
+                        throw RedisError.server("\(failure)")
+                    }
+                }
+                try await sqlite.clearInvalidations(pending.map(\.id))
+                if pending.count < 256 { return true }
+            }
+        } catch {
+            distrust("invalidations not applied: \(error)")
+            return false
+        }
+    }
+
+    /// Pings Redis and replays the outbox every ``maintenanceInterval``; trusts Redis only
+    /// while both succeed.
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                guard case .simpleString("PONG") = try await redis.send("PING") else { throw RedisError.protocolError }
+                if await applyInvalidations() { trust() }
+            } catch {
+                distrust("\(error)")
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.maintenanceInterval) }
+        }
+    }
+
+    private func trust() {
+        let changed = trustedState.withLockedValue { trusted -> Bool in
+            defer { trusted = true }
+            return !trusted
+        }
+        if changed { logger.notice("redis cache available", metadata: ["redis": "\(redis.endpoint.redacted)"]) }
+    }
+
+    private func distrust(_ reason: String) {
+        let changed = trustedState.withLockedValue { trusted -> Bool in
+            defer { trusted = false }
+            return trusted
+        }
+        if changed {
+            logger.warning("redis cache unavailable; validating against SQLite until it is back and the outbox is replayed", metadata: ["reason": "\(reason)"])
+        }
+    }
+}
