@@ -44,8 +44,8 @@ struct TestGatehouse {
     ) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let dependencies = try GatehouseDependencies.open(configuration(in: directory, configure))
         let logs = LogCapture()
+        let dependencies = try GatehouseDependencies.open(configuration(in: directory, configure), logger: logs.logger())
         let gatehouse = TestGatehouse(dependencies: dependencies, logs: logs)
         let app = buildApplication(dependencies, logger: logs.logger())
         try await app.test(transport.setup) { client in

@@ -37,7 +37,7 @@ struct SQLiteAuthStoreTests {
             let tables = try await database.pool.read { db in
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name")
             }
-            #expect(tables == ["audit_events", "sessions", "users"])
+            #expect(tables == ["audit_events", "cache_invalidations", "sessions", "users"])
         }
     }
 
@@ -238,5 +238,32 @@ struct SQLiteAuthStoreTests {
         }
         #expect(try await storeB.logout(token.hash, client: client))
         #expect(try await storeA.validateSession(token.hash, now: Date()) == .unknown)
+    }
+
+    @Test("with a cache in front, every revocation writes its invalidation in the same transaction (I3)")
+    func invalidationOutbox() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("outbox.sqlite")))
+        try database.migrate()
+        let store = SQLiteAuthStore(database: database, recordsCacheInvalidations: true)
+        let a = SessionToken.generate(), b = SessionToken.generate(), c = SessionToken.generate()
+        let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a), client: client)
+        try await store.recordLogin(user: user, session: newSession(b), replacing: a.hash, upgradedPasswordHash: nil, client: client)
+        try await store.recordLogin(user: user, session: newSession(c), replacing: nil, upgradedPasswordHash: nil, client: client)
+        #expect(try await store.logout(c.hash, client: client))
+        _ = try await store.setDisabled(email: "a@example.com", disabled: true, client: client)
+        let pending = try await store.pendingInvalidations(limit: 100)
+        #expect(pending.map(\.tokenHash) == [a.hash, c.hash, b.hash, nil])
+        #expect(pending.last?.userId == user.id)
+        try await store.clearInvalidations(pending.map(\.id))
+        #expect(try await store.pendingInvalidations(limit: 100).isEmpty)
+
+        // Without a cache nothing is written.
+        let plain = SQLiteAuthStore(database: database)
+        let d = SessionToken.generate()
+        _ = try await plain.createUser(email: "b@example.com", passwordHash: "h", session: newSession(d), client: client)
+        #expect(try await plain.logout(d.hash, client: client))
+        #expect(try await store.pendingInvalidations(limit: 100).isEmpty)
     }
 }

@@ -1,0 +1,192 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import GatehouseTestSupport
+import HTTPTypes
+import Testing
+
+extension TestGatehouse {
+    /// Runs `body` against an in-process server (over loopback) using `redis` as its cache,
+    /// once the cache is trusted.
+    static func withRedis(
+        _ redis: RedisServer, configure: @escaping (inout GatehouseConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (any HTTPTarget, TestGatehouse) async throws -> Void
+    ) async throws {
+        try await run(.live, configure: {
+            $0.redis.url = redis.url()
+            $0.redis.timeout = .milliseconds(50)
+            configure(&$0)
+        }) { api, gatehouse in
+            #expect(await eventually { gatehouse.cache.isTrusted })
+            try await body(api, gatehouse)
+        }
+    }
+
+    var cache: CachedAuthStore { dependencies.cache! }
+}
+
+func sessionKey(_ token: String) -> String {
+    "gatehouse:session:" + SessionToken(cookieValue: token)!.hash.hex
+}
+
+@Suite("Redis session cache (SPEC §1, I2, I3)", .serialized)
+struct RedisCacheTests {
+    static let password = "cache test password"
+
+    @Test("login writes through to Redis under the token's hash; the token itself is nowhere in Redis")
+    func writeThrough() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let signup = try await api.signup("w@example.com", Self.password)
+            let token = try #require(signup.sessionToken())
+            let userId = try #require(signup.json["id"] as? String)
+            let entry = try redis.cli("GET", sessionKey(token))
+            #expect(entry.hasPrefix("v1\u{1F}\(userId)\u{1F}w@example.com"))
+            #expect(try redis.cli("SISMEMBER", "gatehouse:user:\(userId)", SessionToken(cookieValue: token)!.hash.hex) == "1")
+            let dump = try redis.cli("KEYS", "*") + (try redis.cli("GET", sessionKey(token)))
+            #expect(!dump.contains(token))
+            // A hit answers without SQLite: the session validates with its row gone from the
+            // database file but its entry in Redis (see the next test for how long).
+            #expect(try await api.get("/auth/me", cookie: token).status == 200)
+        }
+    }
+
+    @Test("a session only in SQLite (Redis flushed) validates and is back-filled with TTL = min(remaining life, cache_ttl)")
+    func readThrough() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis, configure: { $0.redis.cacheTTL = .seconds(120) }) { api, _ in
+            let token = try #require(try await api.signup("r@example.com", Self.password).sessionToken())
+            try redis.cli("FLUSHALL")
+            #expect(try redis.cli("EXISTS", sessionKey(token)) == "0")
+            #expect(try await api.get("/auth/me", cookie: token).status == 200)
+            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+            let ttl = try #require(Int(try redis.cli("PTTL", sessionKey(token))))
+            #expect(ttl > 100_000 && ttl <= 120_000)
+        }
+    }
+
+    @Test("a session deleted from SQLite behind Gatehouse's back lives on in Redis for at most redis.cache_ttl")
+    func redisOnlySession() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis, configure: { $0.redis.cacheTTL = .seconds(1) }) { api, gatehouse in
+            let token = try #require(try await api.signup("o@example.com", Self.password).sessionToken())
+            try await gatehouse.database.pool.write { db in try db.execute(sql: "DELETE FROM sessions") }
+            #expect(try await api.get("/auth/me", cookie: token).status == 200)
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await api.get("/auth/me", cookie: token).status == 401)
+            #expect(try redis.cli("EXISTS", sessionKey(token)) == "0")
+        }
+    }
+
+    @Test("logout, disable and admin revocation leave tombstones that refuse the session at once")
+    func revocationTombstones() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let first = try #require(try await api.signup("t@example.com", Self.password).sessionToken())
+            let second = try #require(try await api.login("t@example.com", Self.password).sessionToken())
+            #expect(try await api.logout(cookie: first).status == 200)
+            #expect(try redis.cli("GET", sessionKey(first)) == "revoked")
+            #expect(try await api.get("/auth/me", cookie: first).status == 401)
+            #expect(try await api.get("/auth/me", cookie: second).status == 200)
+            #expect(try await gatehouse.store.setDisabled(email: "t@example.com", disabled: true, client: .commandLine))
+            #expect(try redis.cli("GET", sessionKey(second)) == "revoked")
+            #expect(try await api.get("/auth/me", cookie: second).status == 401)
+            #expect(try await gatehouse.count("cache_invalidations") == 0)
+        }
+    }
+
+    @Test("redis-server killed mid-traffic: requests keep succeeding from SQLite, no cookie cleared, latency bounded")
+    func killedMidTraffic() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let token = try #require(try await api.signup("k@example.com", Self.password).sessionToken())
+            var worst = Duration.zero
+            for index in 0..<200 {
+                if index == 50 { redis.kill() }
+                let start = ContinuousClock.now
+                let response = try await api.get("/auth/me", cookie: token)
+                worst = max(worst, ContinuousClock.now - start)
+                #expect(response.status == 200)
+                #expect(response.setCookies.isEmpty)
+            }
+            #expect(worst < .milliseconds(500))
+            let ready = try await api.get("/readyz")
+            #expect(ready.status == 200)
+            #expect(ready.json["status"] as? String == "degraded")
+            #expect(try await api.logout(cookie: token).status == 200)
+            #expect(try await api.get("/auth/me", cookie: token).status == 401)
+            // The revocation waits in the outbox for Redis.
+            #expect(try await gatehouse.count("cache_invalidations") == 1)
+            try await redis.start(empty: true)
+            #expect(await eventually { gatehouse.cache.isTrusted })
+            #expect(try await gatehouse.count("cache_invalidations") == 0)
+            #expect(try redis.cli("GET", sessionKey(token)) == "revoked")
+            #expect(try await api.get("/readyz").body == #"{"status":"ready"}"#)
+        }
+    }
+
+    @Test("a hung Redis (SIGSTOP): requests succeed within the timeout, the breaker opens, and the cache comes back")
+    func hungRedis() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let token = try #require(try await api.signup("h@example.com", Self.password).sessionToken())
+            redis.hang()
+            var worst = Duration.zero
+            var breakerOpened = false
+            let until = ContinuousClock.now + .seconds(3)
+            while ContinuousClock.now < until {
+                let start = ContinuousClock.now
+                let response = try await api.get("/auth/me", cookie: token)
+                worst = max(worst, ContinuousClock.now - start)
+                #expect(response.status == 200)
+                #expect(response.setCookies.isEmpty)
+                if try await api.get("/readyz").json["redis"] as? String == "circuit_open" { breakerOpened = true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(breakerOpened)
+            #expect(gatehouse.cache.redis.isCircuitOpen)
+            #expect(worst < .milliseconds(500))
+            redis.resume()
+            #expect(await eventually { gatehouse.cache.isTrusted })
+            #expect(try await api.get("/auth/me", cookie: token).status == 200)
+        }
+    }
+
+    @Test("Redis restarted empty: sessions validate from SQLite and are back-filled")
+    func restartedEmpty() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let token = try #require(try await api.signup("e@example.com", Self.password).sessionToken())
+            redis.kill()
+            try await redis.start(empty: true)
+            #expect(await eventually { gatehouse.cache.isTrusted })
+            #expect(try await api.get("/auth/me", cookie: token).status == 200)
+            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+        }
+    }
+
+    @Test("no token or password reaches the logs with Redis in the path")
+    func noSecretsInLogs() async throws {
+        let redis = try await RedisServer(password: "redis-secret-password")
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+            let token = try #require(try await api.signup("l@example.com", Self.password).sessionToken())
+            _ = try await api.get("/auth/me", cookie: token)
+            redis.kill()
+            _ = try await api.get("/auth/me", cookie: token)
+            _ = try await api.logout(cookie: token)
+            let logs = gatehouse.logs.text
+            #expect(logs.contains("redis cache unavailable"))
+            for secret in [token, Self.password, "redis-secret-password"] {
+                #expect(!logs.contains(secret))
+            }
+        }
+    }
+}
