@@ -1,0 +1,45 @@
+/// The route table of SPEC §2.3: the longest matching prefix wins, a route with a `host`
+/// beats one without for the same prefix. Matching uses the normalised path only; the
+/// query never takes part.
+public struct RouteTable: Sendable {
+    /// Routes, most specific first.
+    public let routes: [RouteConfiguration]
+
+    /// Orders `routes` for matching.
+    public init(_ routes: [RouteConfiguration]) {
+        self.routes = routes.sorted { left, right in
+            if left.prefix.count != right.prefix.count { return left.prefix.count > right.prefix.count }
+            return (left.host != nil) && (right.host == nil)
+        }
+    }
+
+    /// The route for a request to `host` (any case, port ignored) at the normalised `path`.
+    public func match(host: String?, path: String) -> RouteConfiguration? {
+        let requestHost = host.map(Self.hostWithoutPort)?.lowercased()
+        return routes.first { route in
+            if let routeHost = route.host, routeHost != requestHost { return false }
+            return Self.path(path, isUnder: route.prefix)
+        }
+    }
+
+    /// Whether `path` lies under `prefix` on a segment boundary: `/api` covers `/api` and
+    /// `/api/x` but not `/apix`; `/public/` covers `/public` and `/public/x`.
+    public static func path(_ path: String, isUnder prefix: String) -> Bool {
+        if prefix == "/" { return true }
+        let bare = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        return path == bare || path.hasPrefix(bare + "/")
+    }
+
+    /// The path to forward: the prefix removed when the route says so, never empty.
+    public static func forwardedPath(_ path: String, route: RouteConfiguration) -> String {
+        guard route.stripPrefix, route.prefix != "/" else { return path }
+        let bare = route.prefix.hasSuffix("/") ? String(route.prefix.dropLast()) : route.prefix
+        let rest = String(path.dropFirst(bare.count))
+        return rest.hasPrefix("/") ? rest : "/" + rest
+    }
+
+    static func hostWithoutPort(_ host: String) -> String {
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }
+        return String(host.split(separator: ":", maxSplits: 1).first ?? "")
+    }
+}

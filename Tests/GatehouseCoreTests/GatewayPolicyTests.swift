@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+@testable import GatehouseCore
+
+@Suite("Path normalisation (SPEC §2.3)")
+struct PathNormalizerTests {
+    @Test(
+        "paths normalise to what a route table must see",
+        arguments: [
+            ("/", "/"), ("/a/b", "/a/b"), ("/a/b/", "/a/b/"), ("//a///b", "/a/b"), ("/public/../admin", "/admin"),
+            ("/public/%2e%2e/admin", "/admin"), ("/public/%2E%2e/admin", "/admin"), ("/public/.%2e/admin", "/admin"),
+            ("/public/./x", "/public/x"), ("/../../etc/passwd", "/etc/passwd"), ("/a/..", "/"), ("/a/b/..", "/a/"),
+            ("/%7euser/%41", "/~user/A"), ("/a%3fb", "/a%3Fb"), ("/caf%c3%a9", "/caf%C3%A9"), ("/public/..", "/"),
+            ("/public/%2e", "/public/"), ("/a/./", "/a/"),
+        ]
+    )
+    func normalise(raw: String, expected: String) {
+        #expect(PathNormalizer.normalize(raw) == .success(expected))
+    }
+
+    @Test(
+        "encoded slashes, backslashes, control characters and broken escapes are refused",
+        arguments: ["/public/..%2fadmin", "/public%2F..%2Fadmin", "/a%5c..%5cadmin", "/a\\..\\admin", "/a%00", "/a%0d%0aX: y", "/a%", "/a%zz", "a/b", "", "/a b", "/a\tb", "/a#b", "/a?b"]
+    )
+    func refuse(raw: String) {
+        #expect(PathNormalizer.normalize(raw) == .failure(.invalid))
+    }
+}
+
+@Suite("Route table")
+struct RouteTableTests {
+    static let table = RouteTable([
+        RouteConfiguration(prefix: "/", upstream: "app", auth: .required),
+        RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
+        RouteConfiguration(prefix: "/api", upstream: "api", auth: .required, stripPrefix: true),
+        RouteConfiguration(prefix: "/public/", host: "static.example.com", upstream: "static", auth: .none),
+    ])
+
+    @Test("longest prefix wins, on segment boundaries, host-specific first")
+    func matching() {
+        #expect(Self.table.match(host: "x", path: "/public/a")?.auth == RouteAuth.none)
+        #expect(Self.table.match(host: "x", path: "/public")?.auth == RouteAuth.none)
+        #expect(Self.table.match(host: "x", path: "/publicity")?.auth == .required)
+        #expect(Self.table.match(host: "x", path: "/admin")?.upstream == "app")
+        #expect(Self.table.match(host: "x", path: "/api/v1")?.upstream == "api")
+        #expect(Self.table.match(host: "x", path: "/apix")?.upstream == "app")
+        #expect(Self.table.match(host: "Static.Example.com:8443", path: "/public/x")?.upstream == "static")
+        #expect(RouteTable([]).match(host: nil, path: "/") == nil)
+    }
+
+    @Test("strip_prefix removes the prefix and keeps a leading slash")
+    func strip() {
+        let api = RouteConfiguration(prefix: "/api", upstream: "api", auth: .required, stripPrefix: true)
+        #expect(RouteTable.forwardedPath("/api/v1/x", route: api) == "/v1/x")
+        #expect(RouteTable.forwardedPath("/api", route: api) == "/")
+        let keep = RouteConfiguration(prefix: "/api", upstream: "api", auth: .required)
+        #expect(RouteTable.forwardedPath("/api/v1", route: keep) == "/api/v1")
+    }
+}
+
+@Suite("Redirect validation (SPEC §2.3)")
+struct RedirectValidatorTests {
+    static let validator = RedirectValidator(allowedHosts: ["www.whitelisteddomain.tld", "app.example.com:8443", ".corp.example"])
+
+    @Test(
+        "safe targets are kept",
+        arguments: [
+            "/", "/app/page?x=1&y=%20z", "/a#frag", "https://www.whitelisteddomain.tld/x", "HTTP://WWW.whitelisteddomain.tld.",
+            "https://app.example.com:8443/", "https://corp.example/", "https://deep.sub.corp.example/x",
+            "https://www.whitelisteddomain.tld:443/",
+        ]
+    )
+    func safe(target: String) {
+        #expect(Self.validator.validate(target) == target)
+    }
+
+    @Test(
+        "hostile targets are refused",
+        arguments: [
+            "//evil.com", "/\\evil.com", "\\\\evil.com", "https:evil.com", "https:/evil.com", "%2f%2fevil.com", "/%2f/evil.com",
+            "/%09/evil.com", "/\t/evil.com", "/\n/evil.com", " /x", "https://www.whitelisteddomain.tld@evil.com",
+            "https://evil.com\\@www.whitelisteddomain.tld", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
+            "https://evil.com", "https://www.whitelisteddomain.tld.evil.com", "https://xn--80ak6aa92e.com/",
+            "https://www.whitelisteddomain.tld:8080/", "https://app.example.com/", "ftp://www.whitelisteddomain.tld",
+            "https://%77ww.whitelisteddomain.tld", "https://evilcorp.example", "", "http://[::1]/", "/x\r\nSet-Cookie: a=b",
+            "https://www.whitelisteddomain.tld:0/", "https://www.whitelisteddomain.tld:/", "https://www.whitelisteddomain.tld:99999/",
+        ]
+    )
+    func hostile(target: String) {
+        #expect(Self.validator.validate(target) == nil)
+    }
+
+    /// Resolves each target against the gateway's origin with a WHATWG URL parser (Node's `URL`,
+    /// the parser browsers implement) and returns `protocol host` per line.
+    static func resolveLikeABrowser(_ targets: [String]) throws -> [String] {
+        let script = """
+            const lines = require('fs').readFileSync(0, 'utf8').split('\\n').filter(l => l.length > 0);
+            for (const line of lines) {
+              const target = JSON.parse(line);
+              try { const u = new URL(target, 'https://gateway.example/'); console.log(u.protocol + ' ' + u.host); }
+              catch (e) { console.log('invalid'); }
+            }
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["node", "-e", script]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let payload = targets.map { target -> String in
+            let data = try! JSONSerialization.data(withJSONObject: [target])
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }.joined(separator: "\n") + "\n"
+        input.fileHandleForWriting.write(Data(payload.utf8))
+        try input.fileHandleForWriting.close()
+        let result = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: result, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test("none of the 559 open-redirect payloads sends a browser anywhere but here or the allowed host")
+    func openRedirectCorpus() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/openredirects.txt").path
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+        #expect(lines.count >= 550)
+        let validator = RedirectValidator(allowedHosts: ["www.whitelisteddomain.tld"])
+        // As the query string parser hands the value over: percent-decoded once.
+        let locations = lines.map { validator.validate($0.removingPercentEncoding ?? $0) ?? "/" }
+        let resolved = try Self.resolveLikeABrowser(locations)
+        #expect(resolved.count == lines.count)
+        for (index, result) in resolved.enumerated() {
+            #expect(
+                ["https: gateway.example", "http: www.whitelisteddomain.tld", "https: www.whitelisteddomain.tld"].contains(result),
+                "line \(index + 1): \(lines[index]) -> \(locations[index]) -> \(result)"
+            )
+        }
+        // The check above must be able to fail: the raw payloads, unvalidated, escape.
+        let unvalidated = try Self.resolveLikeABrowser(lines.map { $0.removingPercentEncoding ?? $0 })
+        #expect(unvalidated.filter { !$0.hasSuffix("gateway.example") && !$0.hasSuffix("www.whitelisteddomain.tld") }.count > 100)
+    }
+}
