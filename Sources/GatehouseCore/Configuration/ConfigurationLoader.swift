@@ -47,6 +47,7 @@ public enum ConfigurationLoader {
             "password.argon2.memory_kib", "password.argon2.iterations", "password.argon2.parallelism",
             "password.workers", "password.queue_limit", "login_url", "allowed_redirect_hosts",
             "trusted_proxies", "proxy.connect_timeout", "proxy.response_timeout", "proxy.idle_timeout",
+            "identity_headers.user_id", "identity_headers.email",
             "log.level",
         ]
         return Dictionary(uniqueKeysWithValues: keys.map { (variableName(for: $0), $0.split(separator: ".").map(String.init)) })
@@ -152,6 +153,16 @@ public enum ConfigurationLoader {
             configuration.proxy.responseTimeout = try proxy.duration("response_timeout", default: configuration.proxy.responseTimeout, positive: true)
             configuration.proxy.idleTimeout = try proxy.duration("idle_timeout", default: configuration.proxy.idleTimeout, positive: true)
             try proxy.finish()
+        }
+        if let identity = try top.mapping("identity_headers") {
+            for (key, path) in [("user_id", \IdentityHeaderNames.userId), ("email", \IdentityHeaderNames.email)] {
+                let name = try identity.string(key, default: configuration.identityHeaders[keyPath: path], nonEmpty: true)
+                guard CookieHeader.isToken(name) else {
+                    throw ConfigurationError(key: "identity_headers.\(key)", message: "not a valid header name")
+                }
+                configuration.identityHeaders[keyPath: path] = name
+            }
+            try identity.finish()
         }
         if let upstreams = try top.mapping("upstreams") {
             for name in upstreams.keys {

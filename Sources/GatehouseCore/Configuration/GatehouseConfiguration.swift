@@ -20,6 +20,8 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var trustedProxies: [CIDR]
     /// Upstream timeouts.
     public var proxy: ProxyConfiguration
+    /// Names of the identity headers set on forwarded requests and verify answers.
+    public var identityHeaders: IdentityHeaderNames
     /// Upstream services by name.
     public var upstreams: [String: String]
     /// The route table, in configuration order.
@@ -39,6 +41,7 @@ public struct GatehouseConfiguration: Sendable, Equatable {
         allowedRedirectHosts: [String] = [],
         trustedProxies: [CIDR] = [],
         proxy: ProxyConfiguration = .init(),
+        identityHeaders: IdentityHeaderNames = .init(),
         upstreams: [String: String] = [:],
         routes: [RouteConfiguration] = [],
         log: LogConfiguration = .init()
@@ -53,6 +56,7 @@ public struct GatehouseConfiguration: Sendable, Equatable {
         self.allowedRedirectHosts = allowedRedirectHosts
         self.trustedProxies = trustedProxies
         self.proxy = proxy
+        self.identityHeaders = identityHeaders
         self.upstreams = upstreams
         self.routes = routes
         self.log = log
@@ -261,5 +265,19 @@ public struct LogConfiguration: Sendable, Equatable {
     /// Creates a log configuration.
     public init(level: String = "info") {
         self.level = level
+    }
+}
+
+/// The identity headers Gatehouse sets (and strips from clients in every spelling).
+public struct IdentityHeaderNames: Sendable, Equatable {
+    /// The user id header.
+    public var userId: String
+    /// The email header.
+    public var email: String
+
+    /// Creates the names.
+    public init(userId: String = "X-User-Id", email: String = "X-User-Email") {
+        self.userId = userId
+        self.email = email
     }
 }

@@ -11,12 +11,14 @@ struct AuthController: Sendable {
     let hasher: Argon2Hasher
     let configuration: GatehouseConfiguration
     let authenticator: SessionAuthenticator
+    let redirects: RedirectValidator
 
-    init(store: any AuthStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration) {
+    init(store: any AuthStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator) {
         self.store = store
         self.hasher = hasher
         self.configuration = configuration
         self.authenticator = SessionAuthenticator(store: store, cookie: configuration.cookie)
+        self.redirects = redirects
     }
 
     func addRoutes(to router: Router<GatehouseRequestContext>) {
@@ -80,6 +82,13 @@ struct AuthController: Sendable {
             upgradedPasswordHash: upgraded, client: client
         )
         context.logger.info("login", metadata: ["user_id": "\(candidate.user.id)"])
+        if body.isForm, let rd = request.uri.queryParameters.get("rd") ?? body.string("rd") {
+            // An HTML form posted from the login page: send the browser on to where it was
+            // going, if that is a safe place (SPEC §2.3), else home.
+            var headers = sessionCookie(token)
+            headers[.location] = redirects.validate(rd) ?? "/"
+            return Response(status: .seeOther, headers: headers)
+        }
         return .json(.ok, candidate.user.json, headers: sessionCookie(token))
     }
 

@@ -19,13 +19,12 @@ struct APIErrorMiddleware: RouterMiddleware {
             response = .error(Self.authError(for: error, context: context))
         }
         let elapsed = ContinuousClock.now - start
-        context.logger.info(
-            "request",
-            metadata: [
-                "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
-                "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
-            ]
-        )
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+            "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+        ]
+        if let requestId = response.headers[.xRequestId] { metadata["request_id"] = "\(requestId)" }
+        context.logger.info("request", metadata: metadata)
         return response
     }
 

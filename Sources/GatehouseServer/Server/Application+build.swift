@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// The stores and workers a running Gatehouse shares between its handlers.
@@ -17,6 +19,8 @@ public struct GatehouseDependencies: Sendable {
     public let cache: CachedAuthStore?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
+    /// The client for upstreams: keep-alive pools per upstream, redirects passed through.
+    public let upstreamClient: HTTPClient
 
     /// Opens and migrates the database, starts the hashing pool, and sets up the Redis cache
     /// when configured (its connections open when its services run).
@@ -37,7 +41,20 @@ public struct GatehouseDependencies: Sendable {
             let redis = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
             cache = CachedAuthStore(sqlite: sqlite, redis: redis, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
         }
-        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher)
+        var clientConfiguration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(
+                connect: .nanoseconds(Int64(configuration.proxy.connectTimeout.milliseconds) * 1_000_000),
+                read: .nanoseconds(Int64(configuration.proxy.idleTimeout.milliseconds) * 1_000_000)
+            ),
+            connectionPool: .init(idleTimeout: .seconds(60)),
+            decompression: .disabled
+        )
+        clientConfiguration.httpVersion = .http1Only
+        let upstreamClient = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        return GatehouseDependencies(
+            configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher, upstreamClient: upstreamClient
+        )
     }
 
     /// The services to run beside the HTTP server: purging, hashing, and the Redis cache.
@@ -45,6 +62,7 @@ public struct GatehouseDependencies: Sendable {
         var services: [any Service] = [
             SessionPurgeService(store: store, interval: configuration.session.purgeInterval, logger: logger),
             HasherService(hasher: hasher),
+            UpstreamClientService(client: upstreamClient),
         ]
         if let cache { services += [cache.redis, cache] }
         return services
@@ -72,9 +90,13 @@ public struct GatehouseDependencies: Sendable {
 /// The router for every Gatehouse endpoint.
 public func buildRouter(_ dependencies: GatehouseDependencies) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
+    let authenticator = SessionAuthenticator(store: dependencies.store, cookie: dependencies.configuration.cookie)
+    let gateway = Gateway(configuration: dependencies.configuration, authenticator: authenticator, client: dependencies.upstreamClient)
     router.add(middleware: APIErrorMiddleware())
+    router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
-    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration).addRoutes(to: router)
+    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.redirects).addRoutes(to: router)
+    VerifyController(gateway: gateway).addRoutes(to: router)
     return router
 }
 
@@ -98,6 +120,16 @@ public func buildApplication(
         },
         logger: logger
     )
+}
+
+/// Closes the upstream connection pools when the server shuts down.
+struct UpstreamClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
 }
 
 /// Stops the Argon2 worker threads when the server shuts down.

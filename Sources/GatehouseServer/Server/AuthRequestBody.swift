@@ -16,6 +16,14 @@ struct AuthRequestBody {
     }
 
     let fields: [String: Value]
+    /// Whether the body was an HTML form rather than JSON.
+    var isForm = false
+
+    /// A string field, if present.
+    func string(_ name: String) -> String? {
+        if case .string(let value) = fields[name] { return value }
+        return nil
+    }
 
     /// Reads and parses the body of `request`.
     static func read(_ request: Request, context: GatehouseRequestContext) async throws -> AuthRequestBody {
@@ -44,7 +52,7 @@ struct AuthRequestBody {
         guard let text = String(validating: bytes, as: UTF8.self), let form = FormURLEncoded.parse(text) else {
             throw AuthError.malformedBody("The form body is not valid URL-encoded UTF-8.")
         }
-        return AuthRequestBody(fields: form.mapValues { .string($0) })
+        return AuthRequestBody(fields: form.mapValues { .string($0) }, isForm: true)
     }
 
     static func parseJSON(_ bytes: [UInt8]) throws -> AuthRequestBody {

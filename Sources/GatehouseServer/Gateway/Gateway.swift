@@ -1,0 +1,95 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The parts of the gateway shared by the reverse proxy and the verify endpoints: routing,
+/// the login redirect, and the upstream client.
+struct Gateway: Sendable {
+    let configuration: GatehouseConfiguration
+    let authenticator: SessionAuthenticator
+    let routes: RouteTable
+    let upstreams: [String: UpstreamTarget]
+    let redirects: RedirectValidator
+    let client: HTTPClient
+
+    init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient) {
+        self.configuration = configuration
+        self.authenticator = authenticator
+        self.routes = RouteTable(configuration.routes)
+        self.upstreams = configuration.upstreams.compactMapValues(UpstreamTarget.init)
+        self.redirects = RedirectValidator(allowedHosts: configuration.allowedRedirectHosts)
+        self.client = client
+    }
+
+    /// Paths Gatehouse answers itself; never proxied.
+    static func isReserved(_ path: some StringProtocol) -> Bool {
+        path == "/auth" || path.hasPrefix("/auth/") || path == "/healthz" || path == "/readyz"
+    }
+
+    /// GET or HEAD asking for HTML: a browser navigating, who should see the login page.
+    static func isBrowserNavigation(method: String, accept: String?) -> Bool {
+        (method == "GET" || method == "HEAD") && (accept ?? "").lowercased().contains("text/html")
+    }
+
+    /// `login_url` with `rd` set to `target` when it is a safe redirect.
+    func loginLocation(returningTo target: String?) -> String {
+        let separator = configuration.loginURL.contains("?") ? "&" : "?"
+        guard let target, let safe = redirects.validate(target) else { return configuration.loginURL }
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~/")
+        return configuration.loginURL + separator + "rd=" + (safe.addingPercentEncoding(withAllowedCharacters: allowed) ?? "/")
+    }
+
+    /// The answer to a request without a valid session: 302 to the login page for a browser
+    /// navigation, else 401 JSON. Never a 2xx (I5).
+    func unauthenticated(method: String, accept: String?, returningTo target: String?, headers: HTTPFields = [:]) -> Response {
+        if Self.isBrowserNavigation(method: method, accept: accept) {
+            var fields = headers
+            fields[.location] = loginLocation(returningTo: target)
+            fields[.cacheControl] = "no-store"
+            return Response(status: .found, headers: fields)
+        }
+        return .error(.unauthenticated, headers: headers)
+    }
+
+    /// Turns an absolute URL on the request's own host into a relative one (always a safe
+    /// redirect); leaves anything else to the validator.
+    static func relativeIfSameHost(_ url: String, authority: String?) -> String {
+        guard let authority, let components = URLComponents(string: url), let host = components.host,
+            components.scheme == "http" || components.scheme == "https"
+        else { return url }
+        let hostAndPort = components.port.map { "\(host):\($0)" } ?? host
+        guard hostAndPort.lowercased() == authority.lowercased() else { return url }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return path + (components.percentEncodedQuery.map { "?" + $0 } ?? "")
+    }
+}
+
+/// An upstream base URL, parsed once.
+struct UpstreamTarget: Sendable {
+    let scheme: String
+    let host: String
+    let port: Int
+    let basePath: String
+
+    init?(_ url: String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return nil }
+        self.scheme = scheme
+        self.host = host
+        self.port = components.port ?? (scheme == "https" ? 443 : 80)
+        self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
+    }
+
+    func url(path: String, query: Substring) -> String {
+        "\(scheme)://\(host):\(port)\(basePath)\(path)\(query)"
+    }
+}
+
+extension HTTPField.Name {
+    static let location = HTTPField.Name("Location")!
+}

@@ -1,0 +1,88 @@
+import AsyncHTTPClient
+import Foundation
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The reverse proxy of SPEC §2.3: every request outside Gatehouse's own paths is routed
+/// by the route table and forwarded to its upstream, streaming both ways.
+struct ReverseProxyMiddleware: RouterMiddleware {
+    typealias Context = GatehouseRequestContext
+    let gateway: Gateway
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let target = request.head.path ?? "/"
+        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
+        let rawPath = target[..<queryStart]
+        if Gateway.isReserved(rawPath) { return try await next(request, context) }
+        let forwarding = ForwardingContext(peer: context.peerAddress, headers: request.headers, authority: request.head.authority, trustedProxies: gateway.configuration.trustedProxies)
+        var echo = HTTPFields()
+        echo[.xRequestId] = forwarding.requestId
+        // Routing sees only the normalised path; the query never takes part.
+        guard case .success(let path) = PathNormalizer.normalize(rawPath) else {
+            return .error(AuthError(status: 400, code: "invalid_path", message: "The request path is not acceptable."), headers: echo)
+        }
+        if Gateway.isReserved(path) { return try await next(request, context) }
+        guard let route = gateway.routes.match(host: request.head.authority, path: path), let upstream = gateway.upstreams[route.upstream] else {
+            return .error(.notFound, headers: echo)
+        }
+        var user: User?
+        if route.auth == .required {
+            guard case .authenticated(let found, _) = try await gateway.authenticator.authenticate(request) else {
+                return gateway.unauthenticated(
+                    method: request.method.rawValue, accept: request.headers[.accept], returningTo: String(target), headers: echo
+                )
+            }
+            user = found
+        }
+        return try await forward(request, path: RouteTable.forwardedPath(path, route: route), query: target[queryStart...], upstream: upstream, user: user, forwarding: forwarding, context: context)
+    }
+
+    func forward(
+        _ request: Request, path: String, query: Substring, upstream: UpstreamTarget, user: User?, forwarding: ForwardingContext, context: Context
+    ) async throws -> Response {
+        var outgoing = HTTPClientRequest(url: upstream.url(path: path, query: query))
+        outgoing.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+        // Identity headers stripped in every spelling, then set from the session (I5).
+        let fields = ProxyHeaders.upstreamRequest(
+            request.headers, identity: gateway.configuration.identityHeaders, user: user,
+            cookieName: gateway.configuration.cookie.name, client: forwarding
+        )
+        var headers = HTTPHeaders()
+        if let authority = request.head.authority { headers.add(name: "Host", value: authority) }
+        for field in fields where field.name != .contentLength { headers.add(name: field.name.rawName, value: field.value) }
+        outgoing.headers = headers
+        if let length = request.headers[.contentLength].flatMap(Int64.init) {
+            outgoing.body = .stream(request.body, length: .known(length))
+        } else if request.headers[.transferEncoding] != nil {
+            outgoing.body = .stream(request.body, length: .unknown)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await gateway.client.execute(outgoing, timeout: .nanoseconds(Int64(gateway.configuration.proxy.responseTimeout.milliseconds) * 1_000_000))
+        } catch {
+            return upstreamFailure(error, forwarding: forwarding, context: context)
+        }
+        var responseFields = HTTPFields()
+        for header in response.headers {
+            if let name = HTTPField.Name(header.name) { responseFields.append(HTTPField(name: name, value: header.value)) }
+        }
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        return Response(status: status, headers: ProxyHeaders.clientResponse(responseFields, requestId: forwarding.requestId), body: ResponseBody(asyncSequence: response.body))
+    }
+
+    /// Every upstream failure is a JSON error, never a hang: 504 for too slow, 502 otherwise.
+    func upstreamFailure(_ error: any Error, forwarding: ForwardingContext, context: Context) -> Response {
+        var echo = HTTPFields()
+        echo[.xRequestId] = forwarding.requestId
+        let timedOut = (error as? HTTPClientError).map { $0 == .deadlineExceeded || $0 == .readTimeout } ?? false
+        context.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(forwarding.requestId)"])
+        if timedOut {
+            return .error(AuthError(status: 504, code: "upstream_timeout", message: "The upstream did not answer in time."), headers: echo)
+        }
+        return .error(AuthError(status: 502, code: "upstream_unavailable", message: "The upstream could not be reached."), headers: echo)
+    }
+}
