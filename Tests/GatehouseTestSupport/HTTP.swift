@@ -117,7 +117,11 @@ public struct SocketTarget: HTTPTarget {
     }
 
     public func send(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields, body: String?) async throws -> HTTPResult {
-        let request = TestClient.Request(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        // HTTP/1.1 needs a Host header: the one given, else this target's address.
+        var fields = headers
+        let authority = fields[HTTPField.Name("Host")!] ?? "\(host):\(port)"
+        fields[HTTPField.Name("Host")!] = nil
+        let request = TestClient.Request(path, method: method, authority: authority, headers: fields, body: body.map { ByteBuffer(string: $0) })
         let response = try await TestClient.withClient(host: host, port: port) { client in try await client.execute(request) }
         return HTTPResult(status: Int(response.status.code), headers: response.headers, body: response.body.map { String(buffer: $0) } ?? "")
     }

@@ -1,0 +1,71 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import HTTPTypes
+import Testing
+
+/// The shipped nginx site and Caddyfile, run for real in front of Gatehouse and an upstream.
+@Suite("Deployment recipes: real nginx (auth_request) and Caddy (forward_auth)", .serialized)
+struct FrontProxyTests {
+    enum Kind: String, CaseIterable, CustomStringConvertible {
+        case nginx, caddy
+        var description: String { rawValue }
+    }
+
+    static let password = "front proxy password"
+
+    @Test("logged in: the upstream sees the right X-User-Id; logged out: 302 to login for HTML, 401 for API; spoofed identity never gets through", arguments: Kind.allCases)
+    func recipe(kind: Kind) async throws {
+        try await EchoUpstream.with { appPort in
+            try await TestGatehouse.run(.live, configure: {
+                $0.trustedProxies = [CIDR("127.0.0.1")!]
+                $0.allowedRedirectHosts = ["127.0.0.1:*"]
+            }) { api, _ in
+                let gatehousePort = try #require((api as? SocketTarget)?.port)
+                let proxy = kind == .nginx
+                    ? try await FrontProxy.nginx(gatehousePort: gatehousePort, appPort: appPort)
+                    : try await FrontProxy.caddy(gatehousePort: gatehousePort, appPort: appPort)
+                defer { proxy.stop() }
+                let front = SocketTarget(host: "127.0.0.1", port: proxy.port)
+
+                // Signup goes through the proxy to Gatehouse.
+                let signup = try await front.signup("front@example.com", Self.password)
+                #expect(signup.status == 201)
+                let token = try #require(signup.sessionToken())
+                let userId = try #require(signup.json["id"] as? String)
+
+                // Logged in: identity from Gatehouse, whatever the client claims.
+                let spoofs = ["X-User-Id": "admin", "X-User-Email": "root@example.com", "X_User_Id": "admin2", "x-user-id": "admin3"]
+                let page = try await front.request(.get, "/app/page?x=1", cookie: token, headers: spoofs.merging(["Host": "127.0.0.1:\(proxy.port)"]) { $1 })
+                #expect(page.status == 200)
+                let upstream = try #require(EchoedRequest(page))
+                #expect(upstream.target == "/app/page?x=1")
+                #expect(upstream.values("X-User-Id") == [userId])
+                #expect(upstream.values("X-User-Email") == ["front@example.com"])
+                #expect(upstream.values("X_User_Id").isEmpty)
+
+                // Logged out: browsers to the login page, back here afterwards; APIs get 401.
+                let browser = try await front.request(.get, "/app/page?x=1", headers: ["Accept": "text/html", "Host": "127.0.0.1:\(proxy.port)"])
+                #expect(browser.status == 302)
+                let location = try #require(browser.headers[HTTPField.Name("Location")!])
+                #expect(location.hasPrefix("/auth/login?rd="))
+                #expect(location.removingPercentEncoding?.contains("/app/page?x=1") == true)
+                let apiCall = try await front.request(.get, "/app/page", headers: ["Accept": "application/json", "X-User-Id": "admin"])
+                #expect(apiCall.status == 401)
+                #expect(EchoedRequest(apiCall) == nil)
+
+                // Public pages: no session needed, and no client-sent identity passes.
+                let publicPage = try await front.request(.get, "/public/info", headers: spoofs)
+                #expect(publicPage.status == 200)
+                let publicSeen = try #require(EchoedRequest(publicPage))
+                #expect(publicSeen.values("X-User-Id").allSatisfy { $0.isEmpty })
+                #expect(publicSeen.values("X-User-Email").allSatisfy { $0.isEmpty })
+                #expect(publicSeen.values("X_User_Id").isEmpty)
+
+                // Logout through the proxy revokes the session at once.
+                #expect(try await front.logout(cookie: token).status == 200)
+                #expect(try await front.request(.get, "/app/page", cookie: token).status == 401)
+            }
+        }
+    }
+}
