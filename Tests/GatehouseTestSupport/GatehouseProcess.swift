@@ -47,6 +47,16 @@ public final class GatehouseProcess: @unchecked Sendable {
         self.address = found
     }
 
+    /// The process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Resident memory now, in KiB (from /proc).
+    public var residentKiB: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
     /// Everything the process has logged so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
