@@ -19,8 +19,6 @@ public struct GatehouseDependencies: Sendable {
     public let cache: CachedAuthStore?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
-    /// The client for upstreams: keep-alive pools per upstream, redirects passed through.
-    public let upstreamClient: HTTPClient
 
     /// Opens and migrates the database, starts the hashing pool, and sets up the Redis cache
     /// when configured (its connections open when its services run).
@@ -41,6 +39,12 @@ public struct GatehouseDependencies: Sendable {
             let redis = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
             cache = CachedAuthStore(sqlite: sqlite, redis: redis, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
         }
+        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher)
+    }
+
+    /// The client for upstreams: keep-alive pools per upstream, redirects passed through
+    /// unfollowed, no decompression. It belongs to the server (see ``UpstreamClientService``).
+    func makeUpstreamClient() -> HTTPClient {
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(
@@ -51,10 +55,7 @@ public struct GatehouseDependencies: Sendable {
             decompression: .disabled
         )
         clientConfiguration.httpVersion = .http1Only
-        let upstreamClient = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
-        return GatehouseDependencies(
-            configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher, upstreamClient: upstreamClient
-        )
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
     }
 
     /// The services to run beside the HTTP server: purging, hashing, and the Redis cache.
@@ -62,7 +63,6 @@ public struct GatehouseDependencies: Sendable {
         var services: [any Service] = [
             SessionPurgeService(store: store, interval: configuration.session.purgeInterval, logger: logger),
             HasherService(hasher: hasher),
-            UpstreamClientService(client: upstreamClient),
         ]
         if let cache { services += [cache.redis, cache] }
         return services
@@ -87,11 +87,11 @@ public struct GatehouseDependencies: Sendable {
     }
 }
 
-/// The router for every Gatehouse endpoint.
-public func buildRouter(_ dependencies: GatehouseDependencies) -> Router<GatehouseRequestContext> {
+/// The router for every Gatehouse endpoint; `upstreamClient` forwards proxied requests.
+func buildRouter(_ dependencies: GatehouseDependencies, upstreamClient: HTTPClient) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     let authenticator = SessionAuthenticator(store: dependencies.store, cookie: dependencies.configuration.cookie)
-    let gateway = Gateway(configuration: dependencies.configuration, authenticator: authenticator, client: dependencies.upstreamClient)
+    let gateway = Gateway(configuration: dependencies.configuration, authenticator: authenticator, client: upstreamClient)
     router.add(middleware: APIErrorMiddleware())
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
@@ -109,10 +109,11 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (String) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let configuration = dependencies.configuration
+    let upstreamClient = dependencies.makeUpstreamClient()
     return Application(
-        router: buildRouter(dependencies),
+        router: buildRouter(dependencies, upstreamClient: upstreamClient),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
-        services: dependencies.services(logger: logger),
+        services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient)],
         onServerRunning: { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"
             logger.notice("listening", metadata: ["address": "\(address)"])

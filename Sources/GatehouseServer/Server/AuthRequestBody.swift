@@ -1,13 +1,14 @@
 import Foundation
 import GatehouseCore
 import Hummingbird
-import NIOCore
 
 /// Reads the small JSON or form bodies of the auth API, turning every kind of bad input
 /// into its documented error: 415, 413, 400 or 422.
 struct AuthRequestBody {
     /// Largest accepted body (SPEC §2.1).
     static let maximumSize = 16 * 1024
+    /// How much of an oversize body is read and discarded before answering 413.
+    static let drainLimit = 1024 * 1024
 
     /// What a field held.
     enum Value {
@@ -36,15 +37,20 @@ struct AuthRequestBody {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumSize {
             throw AuthError.payloadTooLarge(limit: maximumSize)
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: maximumSize)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw AuthError.payloadTooLarge(limit: maximumSize)
-        } catch is NIOTooManyBytesError {
-            // A chunked body (no Content-Length) that grows past the limit.
-            throw AuthError.payloadTooLarge(limit: maximumSize)
+        // Read by hand rather than `collect(upTo:)`: an oversize body is drained (up to
+        // `drainLimit`) so that the 413 reaches the client on a healthy connection instead of
+        // being lost to a reset when the server closes with unread bytes.
+        var buffer = ByteBuffer()
+        var total = 0
+        for try await part in request.body {
+            total += part.readableBytes
+            if total > maximumSize {
+                if total > drainLimit { break }
+                continue
+            }
+            buffer.writeImmutableBuffer(part)
         }
+        guard total <= maximumSize else { throw AuthError.payloadTooLarge(limit: maximumSize) }
         let bytes = Array(buffer.readableBytesView)
         if mediaType == "application/json" {
             return try parseJSON(bytes)
