@@ -3,6 +3,7 @@ import Foundation
 import GatehouseCore
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -58,6 +59,21 @@ public enum EchoUpstream {
         logger.logLevel = .warning
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade { head, _, _ in
+                // WebSocket echo: the first message lists the upgrade request's headers.
+                guard head.path?.split(separator: "?").first?.hasSuffix("/ws") == true else { return .dontUpgrade }
+                let headers = head.headerFields.map { [$0.name.rawName, $0.value] }
+                let first = String(decoding: try JSONSerialization.data(withJSONObject: ["target": head.path ?? "", "headers": headers]), as: UTF8.self)
+                return .upgrade([:]) { inbound, outbound, _ in
+                    try await outbound.write(.text(first))
+                    for try await message in inbound.messages(maxSize: 1 << 20) {
+                        switch message {
+                        case .text(let text): try await outbound.write(.text(text))
+                        case .binary(let buffer): try await outbound.write(.binary(buffer))
+                        }
+                    }
+                }
+            },
             configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
             onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
             logger: logger

@@ -24,10 +24,15 @@ struct SessionAuthenticator: Sendable {
             .compactMap { SessionToken(cookieValue: $0)?.hash }
     }
 
+    /// Validates the request's session cookies (see ``authenticate(headers:)``).
+    func authenticate(_ request: Request) async throws -> Outcome {
+        try await authenticate(headers: request.headers)
+    }
+
     /// Validates the request's session cookies against the store; a store error propagates
     /// (and becomes a 5xx), so a failure never authenticates anyone (I5).
-    func authenticate(_ request: Request) async throws -> Outcome {
-        let presented = CookieHeader.values(named: cookie.name, in: request.headers[values: .cookie])
+    func authenticate(headers: HTTPFields) async throws -> Outcome {
+        let presented = CookieHeader.values(named: cookie.name, in: headers[values: .cookie])
         guard !presented.isEmpty else { return .anonymous }
         for value in presented {
             // Garbage never reaches the store: only well-formed tokens are hashed and looked up.

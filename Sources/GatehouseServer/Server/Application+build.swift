@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOPosix
@@ -87,11 +88,9 @@ public struct GatehouseDependencies: Sendable {
     }
 }
 
-/// The router for every Gatehouse endpoint; `upstreamClient` forwards proxied requests.
-func buildRouter(_ dependencies: GatehouseDependencies, upstreamClient: HTTPClient) -> Router<GatehouseRequestContext> {
+/// The router for every Gatehouse endpoint; `gateway` forwards proxied requests.
+func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
-    let authenticator = SessionAuthenticator(store: dependencies.store, cookie: dependencies.configuration.cookie)
-    let gateway = Gateway(configuration: dependencies.configuration, authenticator: authenticator, client: upstreamClient)
     router.add(middleware: APIErrorMiddleware())
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
@@ -110,8 +109,14 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let configuration = dependencies.configuration
     let upstreamClient = dependencies.makeUpstreamClient()
+    let authenticator = SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie)
+    let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient)
+    let webSockets = WebSocketProxy(gateway: gateway)
     return Application(
-        router: buildRouter(dependencies, upstreamClient: upstreamClient),
+        router: buildRouter(dependencies, gateway: gateway),
+        server: .http1WebSocketUpgrade { head, channel, logger in
+            try await webSockets.shouldUpgrade(head, channel: channel, logger: logger)
+        },
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
         services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient)],
         onServerRunning: { channel in

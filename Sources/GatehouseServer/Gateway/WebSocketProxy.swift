@@ -1,0 +1,85 @@
+import GatehouseCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdWSClient
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+
+/// WebSocket pass-through (SPEC §2.3): an upgrade request on a proxied route is accepted
+/// only when the route's policy allows it (a session for `auth: required`), then its
+/// messages are relayed to and from a WebSocket opened to the upstream with the same
+/// header rewriting as any proxied request (identity set, client copies removed).
+/// Anything not upgraded goes on as plain HTTP and gets the proxy's usual answer.
+struct WebSocketProxy: Sendable {
+    let gateway: Gateway
+    /// Largest message relayed either way.
+    static let maximumMessageSize = 16 * 1024 * 1024
+    /// Handshake headers the upstream connection makes for itself.
+    static let handshakeHeaders: Set<String> = [
+        "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "content-length",
+    ]
+
+    func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async throws
+        -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
+    {
+        let target = head.path ?? "/"
+        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
+        guard case .success(let path) = PathNormalizer.normalize(target[..<queryStart]), !Gateway.isReserved(path),
+            let route = gateway.routes.match(host: head.authority, path: path), let upstream = gateway.upstreams[route.upstream]
+        else { return .dontUpgrade }
+        var user: User?
+        if route.auth == .required {
+            guard case .authenticated(let found, _) = try await gateway.authenticator.authenticate(headers: head.headerFields) else {
+                return .dontUpgrade
+            }
+            user = found
+        }
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        let forwarding = ForwardingContext(peer: peer, headers: head.headerFields, authority: head.authority, trustedProxies: gateway.configuration.trustedProxies)
+        let rewritten = ProxyHeaders.upstreamRequest(
+            head.headerFields, identity: gateway.configuration.identityHeaders, user: user,
+            cookieName: gateway.configuration.cookie.name, client: forwarding
+        )
+        let upstreamHeaders = HTTPFields(rewritten.filter { !Self.handshakeHeaders.contains($0.name.canonicalName) })
+        let scheme = upstream.scheme == "https" ? "wss" : "ws"
+        let url = "\(scheme)://\(upstream.host):\(upstream.port)\(upstream.basePath)\(RouteTable.forwardedPath(path, route: route))\(target[queryStart...])"
+        let requestId = forwarding.requestId
+        var responseHeaders = HTTPFields()
+        responseHeaders[.xRequestId] = requestId
+        return .upgrade(responseHeaders) { inbound, outbound, context in
+            do {
+                try await WebSocketClient.connect(
+                    url: url, configuration: .init(maxFrameSize: 1 << 16, additionalHeaders: upstreamHeaders), logger: context.logger
+                ) { upstreamInbound, upstreamOutbound, _ in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await message in inbound.messages(maxSize: Self.maximumMessageSize) {
+                                try await upstreamOutbound.write(Self.frame(message))
+                            }
+                            try await upstreamOutbound.close(.normalClosure, reason: nil)
+                        }
+                        group.addTask {
+                            for try await message in upstreamInbound.messages(maxSize: Self.maximumMessageSize) {
+                                try await outbound.write(Self.frame(message))
+                            }
+                        }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                }
+                try? await outbound.close(.normalClosure, reason: nil)
+            } catch {
+                context.logger.warning("websocket upstream failed", metadata: ["error": "\(error)", "request_id": "\(requestId)"])
+                try? await outbound.close(.unexpectedServerError, reason: "upstream unavailable")
+            }
+        }
+    }
+
+    static func frame(_ message: WebSocketMessage) -> WebSocketOutboundWriter.OutboundFrame {
+        switch message {
+        case .text(let text): .text(text)
+        case .binary(let buffer): .binary(buffer)
+        }
+    }
+}
