@@ -111,6 +111,22 @@ struct ReverseProxyTests {
         }
     }
 
+    @Test("identity header names are configurable, and client copies of the configured names are removed")
+    func configurableIdentityNames() async throws {
+        try await TestGatehouse.withUpstream(configure: { $0.identityHeaders = IdentityHeaderNames(userId: "X-Auth-User", email: "X-Auth-Mail") }) { api, _, _ in
+            let signup = try await api.signup("names@example.com", Self.password)
+            let token = try #require(signup.sessionToken())
+            let response = try await api.request(.get, "/app/x", cookie: token, headers: ["X_Auth_User": "admin", "x-auth-mail": "root@example.com"])
+            let upstream = try #require(EchoedRequest(response))
+            #expect(upstream.values("X-Auth-User") == [signup.json["id"] as? String])
+            #expect(upstream.values("X-Auth-Mail") == ["names@example.com"])
+            #expect(upstream.values("X_Auth_User").isEmpty)
+            #expect(upstream.values("X-User-Id").isEmpty)
+            let verify = try await api.request(.get, "/auth/verify", cookie: token)
+            #expect(verify.headers[HTTPField.Name("X-Auth-User")!] == signup.json["id"] as? String)
+        }
+    }
+
     @Test(
         "path tricks never reach a route they do not belong to",
         arguments: ["/public/../admin", "/public/%2e%2e/admin", "/public/%2E%2E/admin", "/public/.%2e/admin", "//public/../admin", "/public/./../admin", "/public/x/../../admin", "/admin?/public/", "/admin#/public/"]
