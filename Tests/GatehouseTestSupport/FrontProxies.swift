@@ -15,9 +15,7 @@ public final class FrontProxy: @unchecked Sendable {
     public static func nginx(gatehousePort: Int, appPort: Int) async throws -> FrontProxy {
         let port = try freePort()
         let directory = try TemporaryDirectory()
-        let site = try String(contentsOfFile: packageRoot + "/conf/nginx/gatehouse.conf", encoding: .utf8)
-            .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(gatehousePort)")
-            .replacingOccurrences(of: "127.0.0.1:3000", with: "127.0.0.1:\(appPort)")
+        let site = try shippedConfiguration("conf/nginx/gatehouse.conf", gatehousePort: gatehousePort, appPort: appPort)
             .replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(port);")
         try site.write(toFile: directory.file("site.conf"), atomically: true, encoding: .utf8)
         let main = """
@@ -46,9 +44,7 @@ public final class FrontProxy: @unchecked Sendable {
     public static func caddy(gatehousePort: Int, appPort: Int) async throws -> FrontProxy {
         let port = try freePort()
         let directory = try TemporaryDirectory()
-        let site = try String(contentsOfFile: packageRoot + "/conf/caddy/Caddyfile", encoding: .utf8)
-            .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(gatehousePort)")
-            .replacingOccurrences(of: "127.0.0.1:3000", with: "127.0.0.1:\(appPort)")
+        let site = try shippedConfiguration("conf/caddy/Caddyfile", gatehousePort: gatehousePort, appPort: appPort)
             .replacingOccurrences(of: "\n:80 {", with: "\nhttp://127.0.0.1:\(port) {")
         let global = "{\n\tadmin off\n\tauto_https off\n}\n\n"
         try (global + site).write(toFile: directory.file("Caddyfile"), atomically: true, encoding: .utf8)
@@ -60,6 +56,14 @@ public final class FrontProxy: @unchecked Sendable {
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         return try await FrontProxy(process: process, port: port, directory: directory)
+    }
+
+    /// A shipped file with its documented addresses (Gatehouse on 8080, the app on 3000)
+    /// replaced by the test's ports.
+    static func shippedConfiguration(_ path: String, gatehousePort: Int, appPort: Int) throws -> String {
+        try String(contentsOfFile: packageRoot + "/" + path, encoding: .utf8)
+            .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(gatehousePort)")
+            .replacingOccurrences(of: "127.0.0.1:3000", with: "127.0.0.1:\(appPort)")
     }
 
     private init(process: Process, port: Int, directory: TemporaryDirectory) async throws {
