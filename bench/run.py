@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Gatehouse benchmark: Gatehouse against nginx on the same machine, in the same run.
+
+Starts its own redis-server, a static upstream (nginx serving a 1 KiB file), an nginx
+baseline (return 200, proxy_pass, auth_request -> Gatehouse) and a release build of
+Gatehouse, creates users and sessions, drives every scenario with wrk on loopback, and
+prints a table of medians and ratios (also written to bench/RESULTS.md with the machine
+description). Every process it starts it ends, by PID.
+
+    bench/run                 # full run: 3 rounds of 10 s per scenario
+    bench/run --quick         # 1 round of 3 s, verify only (the CI regression guard)
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARGON2 = {"memory_kib": 19456, "iterations": 2, "parallelism": 1}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url, headers=None, timeout=2):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return None, b""
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+class Processes:
+    """Processes this run started, ended by PID at the end."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, args, log, env=None):
+        handle = open(log, "ab")
+        process = subprocess.Popen(args, stdout=handle, stderr=handle, env=env, start_new_session=True)
+        self.started.append(process)
+        return process
+
+    def stop(self, process, sig=signal.SIGTERM):
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop_all(self):
+        for process in reversed(self.started):
+            self.stop(process)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def parse_wrk(output):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latencies = {}
+    for percentile, value, unit in WRK_LATENCY.findall(output):
+        factor = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        latencies[percentile] = float(value) * factor
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    error_count = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return {"rps": rps, "p50": latencies.get("50"), "p99": latencies.get("99"), "errors": error_count}
+
+
+def wrk(url, seconds, connections=64, script=None, env=None):
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    args.append(url)
+    output = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True).stdout
+    return parse_wrk(output)
+
+
+def lua_script(directory, name, body):
+    path = os.path.join(directory, name)
+    with open(path, "w") as handle:
+        handle.write(body)
+    return path
+
+
+def cookie_script(directory, cookies_file, path, method="GET", delay_ms=None):
+    delay = f"function delay() return {delay_ms} end\n" if delay_ms else ""
+    return lua_script(directory, f"cookies-{abs(hash((path, delay_ms)))}.lua", f"""
+local cookies = {{}}
+for line in io.lines("{cookies_file}") do cookies[#cookies + 1] = line end
+local index = 0
+function request()
+  index = index % #cookies + 1
+  return wrk.format("{method}", "{path}", {{["Cookie"] = "gatehouse_session=" .. cookies[index]}})
+end
+{delay}""")
+
+
+def machine_description():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        memory_gib = int(meminfo.readline().split()[1]) / 1024 / 1024
+    swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    return (
+        f"{os.cpu_count()} × {model}, {memory_gib:.0f} GiB, Linux {platform.release()}; {swift}; {nginx}; "
+        f"{wrk_version.split(' [')[0]}; Redis {redis.replace('v=', '')}; wrk and the servers share the cores, all on loopback"
+    )
+
+
+class Bench:
+    def __init__(self, options):
+        self.options = options
+        self.directory = tempfile.mkdtemp(prefix="gatehouse-bench-")
+        self.processes = Processes()
+        self.ports = {name: free_port() for name in ("redis", "upstream", "nginx", "gatehouse")}
+        self.binary = os.path.join(ROOT, ".build", "release", "gatehouse")
+        self.results = {}
+        self.redis = None
+        self.gatehouse = None
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    # Setup
+
+    def build(self):
+        if not self.options.no_build:
+            subprocess.run(["swift", "build", "-c", "release", "--product", "gatehouse"], cwd=ROOT, check=True)
+        subprocess.run(["gcc", "-O2", "-o", self.path("argon2_limit"), os.path.join(ROOT, "bench", "argon2_limit.c"), "-largon2", "-lpthread"], check=True)
+
+    def start_redis(self):
+        self.redis = self.processes.start(
+            ["redis-server", "--port", str(self.ports["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.directory],
+            self.path("redis.log"),
+        )
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.ports["redis"]), "PING"], capture_output=True, text=True).stdout.strip() == "PONG", what="redis")
+
+    def start_nginx(self):
+        root = self.path("www")
+        os.makedirs(root, exist_ok=True)
+        payload = ("x" * 1023 + "\n").encode()
+        for name in ("file", "app-file"):
+            with open(os.path.join(root, name), "wb") as handle:
+                handle.write(payload)
+        temp = "".join(f"{kind}_temp_path {self.path(kind)};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        config = f"""
+worker_processes auto;
+error_log {self.path('nginx-error.log')} warn;
+pid {self.path('nginx.pid')};
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    {temp}
+    upstream static {{ server 127.0.0.1:{self.ports['upstream']}; keepalive 128; }}
+    upstream gatehouse {{ server 127.0.0.1:{self.ports['gatehouse']}; keepalive 128; }}
+    # The static upstream every proxy in the benchmark forwards to.
+    server {{
+        listen 127.0.0.1:{self.ports['upstream']};
+        root {root};
+        location /app/file {{ try_files /app-file =404; }}
+        location /file {{ try_files /file =404; }}
+    }}
+    # The baselines.
+    server {{
+        listen 127.0.0.1:{self.ports['nginx']};
+        location = /ok {{ return 200; }}
+        location /proxy/ {{
+            proxy_pass http://static/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+        location = /_verify {{
+            internal;
+            proxy_pass http://gatehouse/auth/verify;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+        location /ar/ {{
+            auth_request /_verify;
+            auth_request_set $user $upstream_http_x_user_id;
+            proxy_set_header X-User-Id $user;
+            proxy_pass http://static/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+        with open(self.path("nginx.conf"), "w") as handle:
+            handle.write(config)
+        self.processes.start(["nginx", "-p", self.directory, "-c", self.path("nginx.conf"), "-g", "daemon off;"], self.path("nginx.log"))
+        wait_for(lambda: http_status(f"http://127.0.0.1:{self.ports['nginx']}/ok")[0] == 200, what="nginx")
+
+    def write_config(self):
+        config = f"""
+listen: 127.0.0.1:{self.ports['gatehouse']}
+database:
+  path: {self.path('gatehouse.sqlite')}
+redis:
+  url: redis://127.0.0.1:{self.ports['redis']}/0
+cookie:
+  secure: false
+password:
+  argon2: {{memory_kib: {ARGON2['memory_kib']}, iterations: {ARGON2['iterations']}, parallelism: {ARGON2['parallelism']}}}
+  queue_limit: 1024
+trusted_proxies: [127.0.0.1]
+upstreams:
+  static: http://127.0.0.1:{self.ports['upstream']}
+routes:
+  - {{prefix: /app/, upstream: static, auth: required}}
+log:
+  level: warning
+"""
+        with open(self.path("gatehouse.yaml"), "w") as handle:
+            handle.write(config)
+
+    def gatehouse_cli(self, *args, stdin=""):
+        return subprocess.run([self.binary, *args, "--config", self.path("gatehouse.yaml")], input=stdin, capture_output=True, text=True, check=True).stdout
+
+    def create_sessions(self, count):
+        """One user with a known password (for logins) and `count` sessions written straight
+        into SQLite the way Gatehouse writes them: only the SHA-256 of each token."""
+        self.gatehouse_cli("migrate")
+        self.gatehouse_cli("user", "add", "bench@example.com", stdin="benchmark password\n")
+        database = sqlite3.connect(self.path("gatehouse.sqlite"))
+        user_id = database.execute("SELECT id FROM users WHERE email = 'bench@example.com'").fetchone()[0]
+        now = int(time.time() * 1000)
+        tokens = []
+        rows = []
+        for _ in range(count):
+            raw = secrets.token_bytes(32)
+            tokens.append(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+            rows.append((str(uuid.uuid4()), hashlib.sha256(raw).hexdigest(), user_id, now, now + 86_400_000, now, "127.0.0.1", "bench"))
+        database.executemany("INSERT INTO sessions (id, token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        database.commit()
+        database.close()
+        with open(self.path("cookies.txt"), "w") as handle:
+            handle.write("\n".join(tokens) + "\n")
+        with open(self.path("cookie-one.txt"), "w") as handle:
+            handle.write(tokens[0] + "\n")
+        return tokens
+
+    def start_gatehouse(self):
+        started = time.monotonic()
+        self.gatehouse = self.processes.start([self.binary, "serve", "--config", self.path("gatehouse.yaml")], self.path("gatehouse.log"))
+        wait_for(lambda: http_status(f"http://127.0.0.1:{self.ports['gatehouse']}/healthz")[0] == 200, what="gatehouse")
+        healthy = time.monotonic() - started
+        self.wait_ready()
+        return healthy
+
+    def wait_ready(self):
+        wait_for(lambda: http_status(f"http://127.0.0.1:{self.ports['gatehouse']}/readyz")[1] == b'{"status":"ready"}', what="gatehouse ready")
+
+    # Measurements
+
+    def rounds(self, name, measure):
+        runs = [measure() for _ in range(self.options.rounds)]
+        result = {key: statistics.median([run[key] for run in runs if run.get(key) is not None]) if any(run.get(key) is not None for run in runs) else None for key in ("rps", "p50", "p99")}
+        result["errors"] = sum(run["errors"] for run in runs)
+        self.results[name] = result
+        print(f"  {name:<34} {result['rps']:>10.0f} req/s  p50 {result['p50'] or 0:.2f} ms  p99 {result['p99'] or 0:.2f} ms  errors {result['errors']}", flush=True)
+        return result
+
+    def run(self):
+        seconds = self.options.seconds
+        gatehouse = f"http://127.0.0.1:{self.ports['gatehouse']}"
+        nginx = f"http://127.0.0.1:{self.ports['nginx']}"
+        one = cookie_script(self.directory, self.path("cookie-one.txt"), "/auth/verify")
+        many = cookie_script(self.directory, self.path("cookies.txt"), "/auth/verify")
+
+        print("verify", flush=True)
+        self.rounds("nginx return 200", lambda: wrk(f"{nginx}/ok", seconds))
+        self.rounds("gatehouse verify (Redis up)", lambda: wrk(f"{gatehouse}/auth/verify", seconds, script=one))
+        if self.options.quick:
+            return
+
+        def cold():
+            subprocess.run(["redis-cli", "-p", str(self.ports["redis"]), "FLUSHALL"], capture_output=True, check=True)
+            return wrk(f"{gatehouse}/auth/verify", seconds, script=many)
+
+        self.rounds("gatehouse verify (cold cache)", cold)
+
+        print("proxy (1 KiB file)", flush=True)
+        self.rounds("upstream direct", lambda: wrk(f"http://127.0.0.1:{self.ports['upstream']}/file", seconds))
+        self.rounds("nginx proxy_pass", lambda: wrk(f"{nginx}/proxy/file", seconds))
+        self.rounds("gatehouse proxy", lambda: wrk(f"{gatehouse}/app/file", seconds, script=cookie_script(self.directory, self.path("cookie-one.txt"), "/app/file")))
+        self.rounds("nginx auth_request -> gatehouse", lambda: wrk(f"{nginx}/ar/file", seconds, script=cookie_script(self.directory, self.path("cookie-one.txt"), "/ar/file")))
+
+        print("latency at half of verify's peak", flush=True)
+        peak = self.results["gatehouse verify (Redis up)"]["rps"]
+        connections = 16
+        delay = max(1, int(connections * 1000 / (peak / 2)))
+        paced = cookie_script(self.directory, self.path("cookie-one.txt"), "/auth/verify", delay_ms=delay)
+        self.rounds("gatehouse verify at ~50% of peak", lambda: wrk(f"{gatehouse}/auth/verify", seconds, connections=connections, script=paced))
+
+        print("login", flush=True)
+        login = lua_script(self.directory, "login.lua", """
+wrk.method = "POST"
+wrk.body = '{"email":"bench@example.com","password":"benchmark password"}'
+wrk.headers["Content-Type"] = "application/json"
+""")
+        self.rounds("gatehouse login", lambda: wrk(f"{gatehouse}/auth/login", seconds, connections=8, script=login))
+        limit = float(subprocess.run([self.path("argon2_limit"), str(ARGON2["memory_kib"]), str(ARGON2["iterations"]), str(ARGON2["parallelism"]), str(os.cpu_count()), str(seconds)], capture_output=True, text=True, check=True).stdout)
+        self.results["argon2 limit"] = {"rps": limit, "p50": None, "p99": None, "errors": 0}
+        print(f"  {'argon2id limit (all cores)':<34} {limit:>10.0f} hashes/s", flush=True)
+
+        print("Redis down", flush=True)
+        self.processes.stop(self.redis, signal.SIGKILL)
+        wait_for(lambda: b"degraded" in http_status(f"{gatehouse}/readyz")[1], what="degraded")
+        self.rounds("gatehouse verify (Redis down)", lambda: wrk(f"{gatehouse}/auth/verify", seconds, script=one))
+        self.start_redis()
+        self.wait_ready()
+
+        print("memory and startup", flush=True)
+        # Touch every session once so that all are cached, then read the resident size.
+        wrk(f"{gatehouse}/auth/verify", max(seconds, 10), script=many)
+        self.results["rss_mib"] = rss_kib(self.gatehouse.pid) / 1024
+        print(f"  RSS with {self.options.sessions} live sessions: {self.results['rss_mib']:.1f} MiB", flush=True)
+        startups = []
+        for _ in range(5):
+            self.processes.stop(self.gatehouse)
+            startups.append(self.start_gatehouse())
+        self.results["startup_ms"] = statistics.median(startups) * 1000
+        print(f"  startup to /healthz: {self.results['startup_ms']:.0f} ms (median of 5)", flush=True)
+
+    # Report
+
+    def ratio(self, name, baseline):
+        if name in self.results and baseline in self.results and self.results[baseline]["rps"]:
+            return self.results[name]["rps"] / self.results[baseline]["rps"]
+        return None
+
+    def report(self):
+        r = self.results
+        rows = []
+
+        def row(scenario, value, baseline_name, ratio, target):
+            rows.append((scenario, value, baseline_name, f"{ratio:.2f}" if ratio is not None else "–", target))
+
+        def rps(name):
+            return f"{r[name]['rps']:,.0f} req/s" if name in r else "–"
+
+        row("verify, Redis up", rps("gatehouse verify (Redis up)"), "nginx return 200", self.ratio("gatehouse verify (Redis up)", "nginx return 200"), "≥ 0.50")
+        if not self.options.quick:
+            row("verify, cold cache", rps("gatehouse verify (cold cache)"), "nginx return 200", self.ratio("gatehouse verify (cold cache)", "nginx return 200"), "–")
+            row("verify, Redis down (SQLite only)", rps("gatehouse verify (Redis down)"), "verify, Redis up", self.ratio("gatehouse verify (Redis down)", "gatehouse verify (Redis up)"), "≥ 0.25")
+            row("proxy 1 KiB GET", rps("gatehouse proxy"), "nginx proxy_pass", self.ratio("gatehouse proxy", "nginx proxy_pass"), "≥ 0.70")
+            row("proxy 1 KiB GET", rps("gatehouse proxy"), "nginx auth_request → gatehouse", self.ratio("gatehouse proxy", "nginx auth_request -> gatehouse"), "> 1.00")
+            row("nginx auth_request → gatehouse → upstream", rps("nginx auth_request -> gatehouse"), "upstream direct", self.ratio("nginx auth_request -> gatehouse", "upstream direct"), "–")
+            row("nginx proxy_pass", rps("nginx proxy_pass"), "upstream direct", self.ratio("nginx proxy_pass", "upstream direct"), "–")
+            row("login", f"{r['gatehouse login']['rps']:,.1f} req/s", "Argon2id limit", self.ratio("gatehouse login", "argon2 limit"), "≥ 0.85")
+            paced = r["gatehouse verify at ~50% of peak"]
+            row("verify p50 / p99 at ~50% of peak", f"{paced['p50']:.2f} / {paced['p99']:.2f} ms", "", None, "p99 ≤ 2 ms")
+            row(f"RSS, {self.options.sessions:,} live sessions", f"{r['rss_mib']:.1f} MiB", "", None, "≤ 128 MiB")
+            row("startup to /healthz", f"{r['startup_ms']:.0f} ms", "", None, "–")
+        table = ["| scenario | Gatehouse | against | ratio | target |", "|---|---|---|---|---|"]
+        table += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+        raw = ["| measurement | req/s (median) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+        for name, value in r.items():
+            if isinstance(value, dict):
+                p50 = f"{value['p50']:.2f}" if value.get("p50") is not None else "–"
+                p99 = f"{value['p99']:.2f}" if value.get("p99") is not None else "–"
+                raw.append(f"| {name} | {value['rps']:,.1f} | {p50} | {p99} | {value['errors']} |")
+        text = "\n".join(table) + "\n\nRaw medians:\n\n" + "\n".join(raw) + "\n"
+        print("\n" + text)
+        return text
+
+    def write_results(self, text):
+        header = (
+            "# Benchmark results\n\n"
+            f"Produced by `bench/run` on {time.strftime('%Y-%m-%d')}: {self.options.rounds} rounds of {self.options.seconds} s per "
+            "scenario, medians; wrk -t1 -c64 unless stated (login -c8, paced latency -c16 with a fixed per-connection delay); "
+            "Gatehouse is a release build with Redis, log level warning.\n\n"
+            f"Machine: {machine_description()}.\n\n"
+        )
+        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as handle:
+            handle.write(header + text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one 3 s round of verify vs nginx return 200 only")
+    parser.add_argument("--seconds", type=int, default=None, help="seconds per wrk run (default 10, quick 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, quick 1)")
+    parser.add_argument("--sessions", type=int, default=100_000, help="live sessions created (default 100000)")
+    parser.add_argument("--no-build", action="store_true", help="use the existing .build/release/gatehouse")
+    parser.add_argument("--min-verify-ratio", type=float, default=None, help="exit 1 if verify/nginx is below this")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    options = parser.parse_args()
+    options.seconds = options.seconds or (3 if options.quick else 10)
+    options.rounds = options.rounds or (1 if options.quick else 3)
+    if options.quick:
+        options.sessions = min(options.sessions, 1000)
+    bench = Bench(options)
+    try:
+        bench.build()
+        bench.start_redis()
+        bench.start_nginx()
+        bench.write_config()
+        bench.create_sessions(options.sessions)
+        bench.start_gatehouse()
+        bench.run()
+        text = bench.report()
+        if not options.quick and not options.no_write:
+            bench.write_results(text)
+    finally:
+        bench.processes.stop_all()
+    ratio = bench.ratio("gatehouse verify (Redis up)", "nginx return 200")
+    if options.min_verify_ratio is not None:
+        verdict = "ok" if ratio >= options.min_verify_ratio else "TOO SLOW"
+        print(f"verify / nginx return 200 = {ratio:.2f} (minimum {options.min_verify_ratio:.2f}): {verdict}")
+        if ratio < options.min_verify_ratio:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
