@@ -188,10 +188,14 @@ class Bench:
     def start_nginx(self):
         root = self.path("www")
         os.makedirs(root, exist_ok=True)
+        # nginx's workers run unprivileged: let them read the files.
+        os.chmod(self.directory, 0o755)
+        os.chmod(root, 0o755)
         payload = ("x" * 1023 + "\n").encode()
         for name in ("file", "app-file"):
             with open(os.path.join(root, name), "wb") as handle:
                 handle.write(payload)
+            os.chmod(os.path.join(root, name), 0o644)
         temp = "".join(f"{kind}_temp_path {self.path(kind)};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         config = f"""
 worker_processes auto;
