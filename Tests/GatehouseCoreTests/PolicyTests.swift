@@ -68,6 +68,26 @@ struct SessionTokenTests {
     }
 }
 
+@Suite("Base64url")
+struct Base64URLTests {
+    @Test("encoding matches Foundation's base64 with the URL alphabet, and decoding inverts it, for every length up to 96")
+    func roundTrip() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...96 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let reference = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == reference)
+            #expect(Base64URL.decode(reference) == bytes)
+        }
+        #expect(Base64URL.decode("AB") == nil)
+        #expect(Base64URL.decode("AA") == [0])
+        #expect(Base64URL.decode("A") == nil)
+        #expect(Base64URL.decode("AA==") == nil)
+        #expect(Base64URL.decode("A+") == nil)
+    }
+}
+
 @Suite("Cookies")
 struct CookieHeaderTests {
     @Test("values of one cookie are found among others, in order")
