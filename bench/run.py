@@ -127,7 +127,9 @@ def lua_script(directory, name, body):
 
 def cookie_script(directory, cookies_file, path, method="GET", delay_ms=None):
     delay = f"function delay() return {delay_ms} end\n" if delay_ms else ""
-    return lua_script(directory, f"cookies-{abs(hash((path, delay_ms)))}.lua", f"""
+    # One file per (cookies, path, pacing): scripts must not overwrite each other.
+    name = f"cookies-{os.path.basename(cookies_file)}-{path.strip('/').replace('/', '-')}-{delay_ms or 0}.lua"
+    return lua_script(directory, name, f"""
 local cookies = {{}}
 for line in io.lines("{cookies_file}") do cookies[#cookies + 1] = line end
 local index = 0
@@ -440,13 +442,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, quick 1)")
     parser.add_argument("--sessions", type=int, default=100_000, help="live sessions created (default 100000)")
     parser.add_argument("--no-build", action="store_true", help="use the existing .build/release/gatehouse")
+    parser.add_argument("--quick-sessions", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--min-verify-ratio", type=float, default=None, help="exit 1 if verify/nginx is below this")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     options = parser.parse_args()
     options.seconds = options.seconds or (3 if options.quick else 10)
     options.rounds = options.rounds or (1 if options.quick else 3)
     if options.quick:
-        options.sessions = min(options.sessions, 1000)
+        options.sessions = min(options.sessions, options.quick_sessions)
     bench = Bench(options)
     try:
         bench.build()
