@@ -66,9 +66,10 @@ public protocol AuthStore: Sendable {
     /// The account for an email, with its password hash.
     func loginCandidate(email: String) async throws -> LoginCandidate?
 
-    /// Records a successful login: the new session, the revocation of the session the client
-    /// came with (no fixation), an upgraded password hash if any, and the audit event.
-    func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws
+    /// Records a successful login: the new session, the revocation of every session cookie the
+    /// client came with (no fixation, even with several cookies of the name), an upgraded
+    /// password hash if any, and the audit event.
+    func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws
 
     /// Records a refused login.
     func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws

@@ -101,6 +101,16 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("a YAML syntax error names the position but never quotes the file (it may hold secrets)")
+    func yamlErrorsHideSecrets() {
+        #expect {
+            _ = try ConfigurationLoader.parse(yaml: "redis:\n  url: \"redis://:hunter2-secret@127.0.0.1:6379\n  timeout: [\n", source: "test.yaml")
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "test.yaml" && !error.description.contains("hunter2") && !error.description.contains("\n")
+        }
+    }
+
     @Test("a missing file is an error naming the file")
     func missingFile() {
         #expect {

@@ -63,6 +63,22 @@ struct AuthAPITests {
         }
     }
 
+    @Test("login revokes every session cookie the client came with, not just the first")
+    func noFixationWithSeveralCookies() async throws {
+        try await TestGatehouse.run { api, _ in
+            let planted = try #require(try await api.signup("planter@example.com", Self.password).sessionToken())
+            let own = try #require(try await api.signup("victim@example.com", Self.password).sessionToken())
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers[.cookie] = "gatehouse_session=\(own); gatehouse_session=\(planted)"
+            let login = try await api.send(.post, "/auth/login", headers: headers, body: type(of: api).credentials("victim@example.com", Self.password))
+            #expect(login.status == 200)
+            #expect(try await api.get("/auth/me", cookie: planted).status == 401)
+            #expect(try await api.get("/auth/me", cookie: own).status == 401)
+            #expect(try await api.get("/auth/me", cookie: try #require(login.sessionToken())).status == 200)
+        }
+    }
+
     @Test("wrong password and unknown email get the same 401 body, no cookie, and an audit event")
     func invalidCredentials() async throws {
         try await TestGatehouse.run { api, gatehouse in

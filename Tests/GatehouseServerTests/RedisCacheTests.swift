@@ -99,6 +99,27 @@ struct RedisCacheTests {
         }
     }
 
+    @Test("refreshing a cached entry never overwrites a tombstone, keeps the TTL, and never creates a key")
+    func refreshRespectsTombstones() async throws {
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        try await TestGatehouse.withRedis(redis) { _, gatehouse in
+            let client = gatehouse.cache.redis
+            func refresh(_ key: String) async throws {
+                _ = try await client.send("EVAL", CachedAuthStore.refreshScript, "1", key, "v1-new", "revoked")
+            }
+            try redis.cli("SET", "gatehouse:session:t", "revoked", "PX", "100000")
+            try await refresh("gatehouse:session:t")
+            #expect(try redis.cli("GET", "gatehouse:session:t") == "revoked")
+            try redis.cli("SET", "gatehouse:session:v", "v1-old", "PX", "100000")
+            try await refresh("gatehouse:session:v")
+            #expect(try redis.cli("GET", "gatehouse:session:v") == "v1-new")
+            #expect((Int(try redis.cli("PTTL", "gatehouse:session:v")) ?? 0) > 90_000)
+            try await refresh("gatehouse:session:missing")
+            #expect(try redis.cli("EXISTS", "gatehouse:session:missing") == "0")
+        }
+    }
+
     @Test("redis-server killed mid-traffic: requests keep succeeding from SQLite, no cookie cleared, latency bounded")
     func killedMidTraffic() async throws {
         let redis = try await RedisServer()

@@ -102,7 +102,7 @@ struct SQLiteAuthStoreTests {
             #expect(try await store.validateSession(SessionToken.generate().hash, now: Date()) == .unknown)
 
             let old = SessionToken.generate()
-            try await store.recordLogin(user: user, session: newSession(old, lifetime: 60), replacing: nil, upgradedPasswordHash: nil, client: client)
+            try await store.recordLogin(user: user, session: newSession(old, lifetime: 60), replacing: [], upgradedPasswordHash: nil, client: client)
             #expect(try await store.validateSession(old.hash, now: Date().addingTimeInterval(61)) == .expired)
             #expect(try await store.validateSession(old.hash, now: Date()) == .unknown)
             #expect(try await store.auditEvents(AuditQuery()).first?.kind == .sessionExpired)
@@ -165,7 +165,7 @@ struct SQLiteAuthStoreTests {
             let keep = SessionToken.generate()
             let drop = SessionToken.generate()
             let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(keep), client: client)
-            try await store.recordLogin(user: user, session: newSession(drop, now: Date().addingTimeInterval(-120), lifetime: 60), replacing: nil, upgradedPasswordHash: nil, client: client)
+            try await store.recordLogin(user: user, session: newSession(drop, now: Date().addingTimeInterval(-120), lifetime: 60), replacing: [], upgradedPasswordHash: nil, client: client)
             #expect(try await store.purgeExpiredSessions(now: Date()) == 1)
             #expect(try await store.listSessions(userId: user.id).map(\.tokenHash) == [keep.hash])
             let expired = try await store.auditEvents(AuditQuery()).filter { $0.kind == .sessionExpired }
@@ -180,7 +180,7 @@ struct SQLiteAuthStoreTests {
             let first = SessionToken.generate()
             let user = try await store.createUser(email: "a@example.com", passwordHash: "old", session: newSession(first), client: client)
             let second = SessionToken.generate()
-            try await store.recordLogin(user: user, session: newSession(second), replacing: first.hash, upgradedPasswordHash: "new", client: client)
+            try await store.recordLogin(user: user, session: newSession(second), replacing: [first.hash], upgradedPasswordHash: "new", client: client)
             #expect(try await store.validateSession(first.hash, now: Date()) == .unknown)
             #expect(try await store.loginCandidate(email: "a@example.com")?.passwordHash == "new")
             let login = try await store.auditEvents(AuditQuery(email: "a@example.com")).first
@@ -194,7 +194,7 @@ struct SQLiteAuthStoreTests {
         try await withStore { store, _ in
             let a1 = SessionToken.generate(), a2 = SessionToken.generate(), b1 = SessionToken.generate()
             let alice = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a1), client: client)
-            try await store.recordLogin(user: alice, session: newSession(a2), replacing: nil, upgradedPasswordHash: nil, client: client)
+            try await store.recordLogin(user: alice, session: newSession(a2), replacing: [], upgradedPasswordHash: nil, client: client)
             let bob = try await store.createUser(email: "b@example.com", passwordHash: "h", session: newSession(b1), client: client)
             let a1Id = try #require(try await store.listSessions(userId: alice.id).first { $0.tokenHash == a1.hash }?.id)
             #expect(try await store.revokeSessions(.session(id: a1Id), reason: "admin", client: .commandLine) == 1)
@@ -249,8 +249,8 @@ struct SQLiteAuthStoreTests {
         let store = SQLiteAuthStore(database: database, recordsCacheInvalidations: true)
         let a = SessionToken.generate(), b = SessionToken.generate(), c = SessionToken.generate()
         let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a), client: client)
-        try await store.recordLogin(user: user, session: newSession(b), replacing: a.hash, upgradedPasswordHash: nil, client: client)
-        try await store.recordLogin(user: user, session: newSession(c), replacing: nil, upgradedPasswordHash: nil, client: client)
+        try await store.recordLogin(user: user, session: newSession(b), replacing: [a.hash], upgradedPasswordHash: nil, client: client)
+        try await store.recordLogin(user: user, session: newSession(c), replacing: [], upgradedPasswordHash: nil, client: client)
         #expect(try await store.logout(c.hash, client: client))
         _ = try await store.setDisabled(email: "a@example.com", disabled: true, client: client)
         let pending = try await store.pendingInvalidations(limit: 100)

@@ -30,7 +30,10 @@ public enum ConfigurationLoader {
         } catch let error as ConfigurationError {
             throw error
         } catch {
-            throw ConfigurationError(key: source, message: "not valid YAML: \(error)")
+            // Only the first line (position and problem): the rest quotes the file, which may
+            // hold secrets such as a Redis password.
+            let summary = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
+            throw ConfigurationError(key: source, message: "not valid YAML: \(summary)")
         }
         try applyEnvironment(environment, to: &root)
         return try decode(root)

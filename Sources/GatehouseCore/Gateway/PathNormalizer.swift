@@ -19,8 +19,13 @@ public enum PathNormalizer {
         var current: [UInt8] = []
         var trailingSlash = false
         var index = 0
+        var rejected = false
         func finishSegment() {
             defer { current = [] }
+            // `..;x` is `..` to upstreams that strip path parameters (Tomcat, Spring): refuse it.
+            if let semicolon = current.firstIndex(of: UInt8(ascii: ";")), [[], [UInt8(ascii: ".")], [UInt8(ascii: "."), UInt8(ascii: ".")]].contains(Array(current[..<semicolon])) {
+                rejected = true
+            }
             switch current {
             case [], [UInt8(ascii: ".")]:
                 trailingSlash = true
@@ -60,6 +65,7 @@ public enum PathNormalizer {
             index += 1
         }
         if !current.isEmpty || bytes.last != UInt8(ascii: "/") { finishSegment() }
+        if rejected { return .failure(.invalid) }
         var path = "/" + segments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
         if trailingSlash, !segments.isEmpty { path += "/" }
         return .success(path)

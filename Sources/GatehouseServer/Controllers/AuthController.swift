@@ -76,9 +76,10 @@ struct AuthController: Sendable {
         // when the hashing pool is saturated the upgrade waits for a later login.
         let upgraded = hasher.needsRehash(candidate.passwordHash) ? try? await hasher.hash(password) : nil
         let token = SessionToken.generate()
-        // No fixation: the session the client came with (if any) is revoked and a new id issued.
+        // No fixation: every session cookie the client came with is revoked (a cookie planted
+        // on another path or a parent domain included) and a new id issued.
         try await store.recordLogin(
-            user: candidate.user, session: newSession(token), replacing: authenticator.tokenHashes(request).first,
+            user: candidate.user, session: newSession(token), replacing: authenticator.tokenHashes(request),
             upgradedPasswordHash: upgraded, client: client
         )
         context.logger.info("login", metadata: ["user_id": "\(candidate.user.id)"])

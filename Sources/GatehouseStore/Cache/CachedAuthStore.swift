@@ -30,7 +30,9 @@ public final class CachedAuthStore: AuthStore, Service {
     public let maintenanceInterval: Duration
 
     private let logger: Logger
-    private let trustedState = NIOLockedValueBox(false)
+    /// Whether Redis is read, and how many times it has been distrusted (so that a replay that
+    /// started before a failure cannot re-establish trust after it).
+    private let trustedState = NIOLockedValueBox((trusted: false, epoch: 0))
 
     /// Creates the cache; ``run()`` (a service) makes it trusted once Redis answers.
     public init(sqlite: SQLiteAuthStore, redis: RedisClient, cacheTTL: Duration, sessionLifetime: Duration, maintenanceInterval: Duration = .milliseconds(250), logger: Logger) {
@@ -43,7 +45,7 @@ public final class CachedAuthStore: AuthStore, Service {
     }
 
     /// Whether validations currently read Redis.
-    public var isTrusted: Bool { trustedState.withLockedValue { $0 } }
+    public var isTrusted: Bool { trustedState.withLockedValue { $0.trusted } }
 
     // MARK: Validation
 
@@ -88,7 +90,9 @@ public final class CachedAuthStore: AuthStore, Service {
             try await sqlite.touchSession(id: session.id, now: now)
             var touched = session
             touched.lastSeenAt = now
-            _ = try? await redis.send("SET", key, SessionCacheEntry.encode(user, touched), "XX", "KEEPTTL")
+            // Atomic and tombstone-aware: a revocation that landed since the GET must win
+            // (a plain SET XX would bring the session back under the tombstone's TTL).
+            _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, SessionCacheEntry.encode(user, touched), SessionCacheEntry.tombstone)
         }
         return .valid(user, session)
     }
@@ -118,19 +122,27 @@ public final class CachedAuthStore: AuthStore, Service {
         return user
     }
 
-    public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
+    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client)
-        if previous != nil { await applyInvalidations() }
+        if !previous.isEmpty { await applyInvalidations() }
         await writeThrough(user, session, client: client)
     }
 
     private func writeThrough(_ user: User, _ session: NewSession, client: ClientInfo) async {
         guard isTrusted else { return }
         // The id is not known here; read the row back so the entry matches SQLite exactly.
+        // NX: a new token has no entry, and a tombstone written meanwhile must stay.
         if case .valid(let stored, let row) = try? await sqlite.validateSession(session.tokenHash, now: session.createdAt) {
-            await cache(stored, row, onlyIfAbsent: false)
+            await cache(stored, row, onlyIfAbsent: true)
         }
     }
+
+    /// Replaces a cached entry's value (keeping its TTL) unless it is missing or a tombstone.
+    public static let refreshScript = """
+        local current = redis.call('GET', KEYS[1])
+        if current and current ~= ARGV[2] then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
+        return 0
+        """
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
         let revoked = try await sqlite.logout(tokenHash, client: client)
@@ -211,8 +223,9 @@ public final class CachedAuthStore: AuthStore, Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
+                let epoch = trustedState.withLockedValue { $0.epoch }
                 guard case .simpleString("PONG") = try await redis.send("PING") else { throw RedisError.protocolError }
-                if await applyInvalidations() { trust() }
+                if await applyInvalidations() { trust(ifEpoch: epoch) }
             } catch {
                 distrust("\(error)")
             }
@@ -220,18 +233,22 @@ public final class CachedAuthStore: AuthStore, Service {
         }
     }
 
-    private func trust() {
-        let changed = trustedState.withLockedValue { trusted -> Bool in
-            defer { trusted = true }
-            return !trusted
+    private func trust(ifEpoch epoch: Int) {
+        let changed = trustedState.withLockedValue { state -> Bool in
+            guard state.epoch == epoch, !state.trusted else { return false }
+            state.trusted = true
+            return true
         }
         if changed { logger.notice("redis cache available", metadata: ["redis": "\(redis.endpoint.redacted)"]) }
     }
 
     private func distrust(_ reason: String) {
-        let changed = trustedState.withLockedValue { trusted -> Bool in
-            defer { trusted = false }
-            return trusted
+        let changed = trustedState.withLockedValue { state -> Bool in
+            defer {
+                state.trusted = false
+                state.epoch += 1
+            }
+            return state.trusted
         }
         if changed {
             logger.warning("redis cache unavailable; validating against SQLite until it is back and the outbox is replayed", metadata: ["reason": "\(reason)"])

@@ -61,7 +61,7 @@ public final class RedisClient: Service, Sendable {
         let requests = commands.map { command in
             RedisRequest(arguments: command.map { Array($0.utf8) }, timeout: requestTimeout, promise: channel.eventLoop.makePromise())
         }
-        channel.writeAndFlush(requests, promise: nil)
+        Self.write(requests, on: channel)
         do {
             var replies: [RESPValue] = []
             replies.reserveCapacity(requests.count)
@@ -72,6 +72,17 @@ public final class RedisClient: Service, Sendable {
             recordFailure()
             throw error
         }
+    }
+
+    /// Writes requests; if the write never reaches the connection handler (the channel closed
+    /// in between), their promises fail instead of waiting forever. Promises the handler has
+    /// already completed are unaffected: a completed promise ignores later results.
+    static func write(_ requests: [RedisRequest], on channel: any Channel) {
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in
+            for request in requests { request.promise.fail(RedisError.connectionClosed) }
+        }
+        channel.writeAndFlush(requests, promise: written)
     }
 
     /// Whether the breaker currently skips Redis.
@@ -185,7 +196,7 @@ public final class RedisClient: Service, Sendable {
         let requests = handshake.map {
             RedisRequest(arguments: $0.map { Array($0.utf8) }, timeout: .seconds(1), promise: channel.eventLoop.makePromise())
         }
-        channel.writeAndFlush(requests, promise: nil)
+        Self.write(requests, on: channel)
         do {
             for (request, command) in zip(requests, handshake) {
                 if case .error(let message) = try await request.promise.futureResult.get() {

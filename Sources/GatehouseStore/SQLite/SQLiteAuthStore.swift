@@ -57,10 +57,10 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func recordLogin(user: User, session: NewSession, replacing previous: TokenHash?, upgradedPasswordHash: String?, client: ClientInfo) async throws {
+    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await database.write { db in
-            if let previous {
-                try self.deleteSessions(db, where: "s.token_hash = ?", [previous.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
+            for hash in previous {
+                try self.deleteSessions(db, where: "s.token_hash = ?", [hash.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
             }
             if let upgradedPasswordHash {
                 try db.execute(
