@@ -61,7 +61,7 @@ struct RedisCacheTests {
             try redis.cli("FLUSHALL")
             #expect(try redis.cli("EXISTS", sessionKey(token)) == "0")
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "1" })
             let ttl = try #require(Int(try redis.cli("PTTL", sessionKey(token))))
             #expect(ttl > 100_000 && ttl <= 120_000)
         }
@@ -77,7 +77,7 @@ struct RedisCacheTests {
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
             try await Task.sleep(for: .milliseconds(1100))
             #expect(try await api.get("/auth/me", cookie: token).status == 401)
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "0")
+            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "0" })
         }
     }
 
@@ -199,7 +199,7 @@ struct RedisCacheTests {
             try await redis.start(empty: true)
             #expect(await eventually { gatehouse.cache.isTrusted })
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "1" })
         }
     }
 

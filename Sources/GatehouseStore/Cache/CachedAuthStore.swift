@@ -71,7 +71,8 @@ public final class CachedAuthStore: AuthStore, Service {
         }
         let answer = try await sqlite.validateSession(tokenHash, now: now)
         if case .valid(let user, let session) = answer, isTrusted {
-            await cache(user, session, onlyIfAbsent: true)
+            // Not awaited: the request has already spent its Redis budget on the GET (I2).
+            Task { await cache(user, session, onlyIfAbsent: true) }
         }
         return answer
     }
@@ -82,7 +83,7 @@ public final class CachedAuthStore: AuthStore, Service {
         guard user.isActive else { return .userDisabled }
         guard !sqlite.isExpired(session, nowMilliseconds: nowMilliseconds) else {
             // SQLite deletes and audits it; the entry goes too.
-            _ = try? await redis.send("DEL", key)
+            Task { _ = try? await redis.send("DEL", key) }
             return nil
         }
         if nowMilliseconds - Timestamp.milliseconds(session.lastSeenAt) >= sqlite.lastSeenInterval.milliseconds {
@@ -92,7 +93,8 @@ public final class CachedAuthStore: AuthStore, Service {
             touched.lastSeenAt = now
             // Atomic and tombstone-aware: a revocation that landed since the GET must win
             // (a plain SET XX would bring the session back under the tombstone's TTL).
-            _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, SessionCacheEntry.encode(user, touched), SessionCacheEntry.tombstone)
+            let value = SessionCacheEntry.encode(user, touched)
+            Task { _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, value, SessionCacheEntry.tombstone) }
         }
         return .valid(user, session)
     }
