@@ -14,8 +14,8 @@ struct ProcessTests {
         let first = try await GatehouseProcess(configPath: config, logPath: directory.file("first.log"))
         let second = try await GatehouseProcess(configPath: config, logPath: directory.file("second.log"))
         defer {
-            Task { await first.stop() }
-            Task { await second.stop() }
+            first.terminate()
+            second.terminate()
         }
         let a = SocketTarget(address: first.address)
         let b = SocketTarget(address: second.address)
@@ -98,6 +98,7 @@ struct CommandLineTests {
 
         // The account made on the command line logs in over HTTP.
         let server = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"))
+        defer { server.terminate() }
         let api = SocketTarget(address: server.address)
         let login = try await api.login("admin@example.com", "admin password")
         #expect(login.status == 200)

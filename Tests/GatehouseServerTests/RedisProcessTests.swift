@@ -33,6 +33,13 @@ struct TwoInstances {
     func stop() async {
         await first.stop()
         await second.stop()
+        terminate()
+    }
+
+    /// Ends everything at once; safe to call again, and from `defer`.
+    func terminate() {
+        first.terminate()
+        second.terminate()
         redis.shutdown()
         directory.remove()
     }
@@ -45,6 +52,7 @@ struct RedisProcessTests {
     @Test("sessions made on one instance validate on the other; a revocation on one is seen by the other before it returns")
     func sharedSessions() async throws {
         let instances = try await TwoInstances.start()
+        defer { instances.terminate() }
         let (a, b) = (instances.a, instances.b)
         let signup = try await a.signup("two@example.com", Self.password)
         let token = try #require(signup.sessionToken())
@@ -69,6 +77,7 @@ struct RedisProcessTests {
     @Test("Redis restarted with stale data after revocations made during the outage: revoked sessions stay revoked on every instance")
     func staleRestart() async throws {
         let instances = try await TwoInstances.start()
+        defer { instances.terminate() }
         let (a, b, redis) = (instances.a, instances.b, instances.redis)
         let loggedOut = try #require(try await a.signup("stale1@example.com", Self.password).sessionToken())
         let kept = try #require(try await b.login("stale1@example.com", Self.password).sessionToken())

@@ -22,7 +22,7 @@ struct StreamingTests {
                   - {prefix: /public/, upstream: app, auth: none}
                 """)
             let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
-            defer { Task { await gatehouse.stop() } }
+            defer { gatehouse.terminate() }
             let baseline = gatehouse.residentKiB
             let peak = NIOLockedValueBox(baseline)
             let sampling = Task {

@@ -60,6 +60,15 @@ public final class GatehouseProcess: @unchecked Sendable {
     /// Everything the process has logged so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// Sends SIGTERM, waits up to 5 s, then SIGKILL: usable from `defer`, so that no test
+    /// leaves a server running whatever way it ends.
+    public func terminate() {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<250 where process.isRunning { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     public func stop() async {
         guard process.isRunning else { return }

@@ -74,13 +74,13 @@ public final class RedisServer: @unchecked Sendable {
 
     /// SIGSTOP: the process hangs with its sockets open.
     public func hang() {
-        guard let process else { return }
+        guard let process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGSTOP)
     }
 
     /// SIGCONT after ``hang()``.
     public func resume() {
-        guard let process else { return }
+        guard let process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGCONT)
     }
 
