@@ -52,7 +52,7 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
     static let digits = Array("0123456789abcdef".utf8)
 
     /// Lowercase hex of bytes, without Foundation's formatting (this runs on every request).
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(64)
         for byte in bytes {

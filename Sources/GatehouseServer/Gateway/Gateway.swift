@@ -26,6 +26,38 @@ struct Gateway: Sendable {
         self.client = client
     }
 
+    /// Where a request to a proxied path goes, decided once for plain HTTP and WebSockets.
+    enum Routing {
+        /// One of Gatehouse's own paths: not proxied.
+        case reserved
+        /// A path no route may see (400).
+        case invalidPath
+        /// No route matches (404).
+        case noRoute
+        /// The route needs a session and there is none.
+        case unauthenticated
+        /// Forward to `upstream` at `path` (normalised, prefix stripped) with `query`, as `user`.
+        case forward(upstream: UpstreamTarget, path: String, query: Substring, user: User?)
+    }
+
+    /// Routes a request target (path and query): normalisation, the route table, the route's
+    /// policy. Store errors propagate, so a failure never forwards anything (I5).
+    func route(target: String, authority: String?, headers: HTTPFields) async throws -> Routing {
+        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
+        let rawPath = target[..<queryStart]
+        if Self.isReserved(rawPath) { return .reserved }
+        // Routing sees only the normalised path; the query never takes part.
+        guard case .success(let path) = PathNormalizer.normalize(rawPath) else { return .invalidPath }
+        if Self.isReserved(path) { return .reserved }
+        guard let route = routes.match(host: authority, path: path), let upstream = upstreams[route.upstream] else { return .noRoute }
+        var user: User?
+        if route.auth == .required {
+            guard case .authenticated(let found, _) = try await authenticator.authenticate(headers: headers) else { return .unauthenticated }
+            user = found
+        }
+        return .forward(upstream: upstream, path: RouteTable.forwardedPath(path, route: route), query: target[queryStart...], user: user)
+    }
+
     /// Paths Gatehouse answers itself; never proxied.
     static func isReserved(_ path: some StringProtocol) -> Bool {
         path == "/auth" || path.hasPrefix("/auth/") || path == "/healthz" || path == "/readyz"

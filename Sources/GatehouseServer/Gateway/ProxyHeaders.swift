@@ -76,12 +76,9 @@ struct ForwardingContext: Sendable {
     let host: String?
     /// `X-Request-Id`: kept from a trusted peer when well-formed, else generated.
     let requestId: String
-    /// Whether the TCP peer is a trusted proxy.
-    let peerTrusted: Bool
 
     init(peer: String, headers: HTTPFields, authority: String?, trustedProxies: [CIDR]) {
         let trusted = ClientAddress.isTrusted(peer, trustedProxies)
-        peerTrusted = trusted
         let existing = headers[values: .xForwardedFor].joined(separator: ", ")
         forwardedFor = trusted && !existing.isEmpty ? "\(existing), \(peer)" : peer
         proto = trusted ? (headers[.xForwardedProto].flatMap { ["http", "https"].contains($0.lowercased()) ? $0.lowercased() : nil } ?? "http") : "http"
@@ -101,7 +98,7 @@ struct ForwardingContext: Sendable {
 
     static func newRequestId() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return TokenHash.hex((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }
 

@@ -15,30 +15,22 @@ struct ReverseProxyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let target = request.head.path ?? "/"
-        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
-        let rawPath = target[..<queryStart]
-        if Gateway.isReserved(rawPath) { return try await next(request, context) }
+        if Gateway.isReserved(target.prefix { $0 != "?" }) { return try await next(request, context) }
         let forwarding = ForwardingContext(peer: context.peerAddress, headers: request.headers, authority: request.head.authority, trustedProxies: gateway.configuration.trustedProxies)
         var echo = HTTPFields()
         echo[.xRequestId] = forwarding.requestId
-        // Routing sees only the normalised path; the query never takes part.
-        guard case .success(let path) = PathNormalizer.normalize(rawPath) else {
+        switch try await gateway.route(target: target, authority: request.head.authority, headers: request.headers) {
+        case .reserved:
+            return try await next(request, context)
+        case .invalidPath:
             return .error(AuthError(status: 400, code: "invalid_path", message: "The request path is not acceptable."), headers: echo)
-        }
-        if Gateway.isReserved(path) { return try await next(request, context) }
-        guard let route = gateway.routes.match(host: request.head.authority, path: path), let upstream = gateway.upstreams[route.upstream] else {
+        case .noRoute:
             return .error(.notFound, headers: echo)
+        case .unauthenticated:
+            return gateway.unauthenticated(method: request.method.rawValue, accept: request.headers[.accept], returningTo: target, headers: echo)
+        case .forward(let upstream, let path, let query, let user):
+            return try await forward(request, path: path, query: query, upstream: upstream, user: user, forwarding: forwarding, context: context)
         }
-        var user: User?
-        if route.auth == .required {
-            guard case .authenticated(let found, _) = try await gateway.authenticator.authenticate(request) else {
-                return gateway.unauthenticated(
-                    method: request.method.rawValue, accept: request.headers[.accept], returningTo: String(target), headers: echo
-                )
-            }
-            user = found
-        }
-        return try await forward(request, path: RouteTable.forwardedPath(path, route: route), query: target[queryStart...], upstream: upstream, user: user, forwarding: forwarding, context: context)
     }
 
     func forward(

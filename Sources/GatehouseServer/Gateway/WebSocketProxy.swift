@@ -24,16 +24,8 @@ struct WebSocketProxy: Sendable {
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
     {
         let target = head.path ?? "/"
-        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
-        guard case .success(let path) = PathNormalizer.normalize(target[..<queryStart]), !Gateway.isReserved(path),
-            let route = gateway.routes.match(host: head.authority, path: path), let upstream = gateway.upstreams[route.upstream]
-        else { return .dontUpgrade }
-        var user: User?
-        if route.auth == .required {
-            guard case .authenticated(let found, _) = try await gateway.authenticator.authenticate(headers: head.headerFields) else {
-                return .dontUpgrade
-            }
-            user = found
+        guard case .forward(let upstream, let path, let query, let user) = try await gateway.route(target: target, authority: head.authority, headers: head.headerFields) else {
+            return .dontUpgrade
         }
         let peer = channel.remoteAddress?.ipAddress ?? "unknown"
         let forwarding = ForwardingContext(peer: peer, headers: head.headerFields, authority: head.authority, trustedProxies: gateway.configuration.trustedProxies)
@@ -43,7 +35,7 @@ struct WebSocketProxy: Sendable {
         )
         let upstreamHeaders = HTTPFields(rewritten.filter { !Self.handshakeHeaders.contains($0.name.canonicalName) })
         let scheme = upstream.scheme == "https" ? "wss" : "ws"
-        let url = "\(scheme)://\(upstream.host):\(upstream.port)\(upstream.basePath)\(RouteTable.forwardedPath(path, route: route))\(target[queryStart...])"
+        let url = "\(scheme)://\(upstream.host):\(upstream.port)\(upstream.basePath)\(path)\(query)"
         let requestId = forwarding.requestId
         var responseHeaders = HTTPFields()
         responseHeaders[.xRequestId] = requestId

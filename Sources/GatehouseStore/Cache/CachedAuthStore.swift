@@ -120,17 +120,17 @@ public final class CachedAuthStore: AuthStore, Service {
 
     public func createUser(email: String, passwordHash: String, session: NewSession?, client: ClientInfo) async throws -> User {
         let user = try await sqlite.createUser(email: email, passwordHash: passwordHash, session: session, client: client)
-        if let session { await writeThrough(user, session, client: client) }
+        if let session { await writeThrough(user, session) }
         return user
     }
 
     public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client)
         if !previous.isEmpty { await applyInvalidations() }
-        await writeThrough(user, session, client: client)
+        await writeThrough(user, session)
     }
 
-    private func writeThrough(_ user: User, _ session: NewSession, client: ClientInfo) async {
+    private func writeThrough(_ user: User, _ session: NewSession) async {
         guard isTrusted else { return }
         // The id is not known here; read the row back so the entry matches SQLite exactly.
         // NX: a new token has no entry, and a tombstone written meanwhile must stay.
