@@ -196,6 +196,8 @@ struct RedisCacheTests {
         try await TestGatehouse.withRedis(redis) { api, gatehouse in
             let token = try #require(try await api.signup("e@example.com", Self.password).sessionToken())
             redis.kill()
+            // Wait until the outage is noticed; otherwise the trust seen next may be the old one.
+            #expect(await eventually { !gatehouse.cache.isTrusted })
             try await redis.start(empty: true)
             #expect(await eventually { gatehouse.cache.isTrusted })
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
