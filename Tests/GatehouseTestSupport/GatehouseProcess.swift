@@ -57,6 +57,9 @@ public final class GatehouseProcess: @unchecked Sendable {
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
+    /// Whether the process is still running.
+    public var isRunning: Bool { process.isRunning }
+
     /// Everything the process has logged so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 

@@ -40,3 +40,94 @@ public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, ti
     }
     return String(decoding: response, as: UTF8.self)
 }
+
+/// One kept-alive HTTP/1.1 connection with blocking I/O, for tests that need many requests on
+/// the same connection (so on the same server event loop) or on their own threads.
+public final class KeepAliveConnection {
+    private let descriptor: Int32
+    private let port: Int
+    private var buffer: [UInt8] = []
+
+    /// Connects to `host:port`.
+    public init(host: String = "127.0.0.1", port: Int) throws {
+        self.port = port
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw ProcessError(message: "socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var one: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var seconds = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+        guard connected == 0 else {
+            close(descriptor)
+            throw ProcessError(message: "connect() to \(host):\(port) failed")
+        }
+    }
+
+    /// Connects to `host:port` given as one string.
+    public convenience init(address: String) throws {
+        let parts = address.split(separator: ":")
+        try self.init(host: String(parts[0]), port: Int(parts[1])!)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends one request (`GET`-like, no body unless given) and reads its response: status and head.
+    public func send(_ method: String, _ path: String, cookie: String? = nil, body: String? = nil) throws -> (status: Int, head: String) {
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if let cookie { request += "Cookie: gatehouse_session=\(cookie)\r\n" }
+        if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        request += "\r\n" + (body ?? "")
+        try write(request)
+        return try readResponse()
+    }
+
+    /// Writes raw bytes.
+    public func write(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let written = bytes[sent...].withUnsafeBytes { Foundation.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw ProcessError(message: "send() failed") }
+            sent += written
+        }
+    }
+
+    /// Reads one response (head, and a body framed by Content-Length).
+    public func readResponse() throws -> (status: Int, head: String) {
+        let separator = Array("\r\n\r\n".utf8)
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            if let end = buffer.firstRange(of: separator) {
+                let head = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
+                let lines = head.split(separator: "\r\n")
+                let length = lines.first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if buffer.count - end.upperBound >= length {
+                    buffer.removeFirst(end.upperBound + length)
+                    let status = lines.first.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+                    return (status, head)
+                }
+            }
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            guard count > 0 else {
+                let reason = count == 0 ? "closed by the server" : String(cString: strerror(errno))
+                throw ProcessError(message: "connection to port \(port): \(reason), \(buffer.count) bytes unread")
+            }
+            buffer += chunk[0..<count]
+        }
+    }
+}
+
+/// Runs blocking work on a thread of its own, so that it does not hold a concurrency thread.
+public func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}

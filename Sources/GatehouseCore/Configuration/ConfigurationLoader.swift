@@ -44,7 +44,7 @@ public enum ConfigurationLoader {
     /// The scalar keys an environment variable may set, by variable name.
     static let overridableKeys: [String: [String]] = {
         let keys = [
-            "listen", "database.path", "database.busy_timeout", "redis.url", "redis.timeout", "redis.cache_ttl", "redis.connections",
+            "listen", "database.path", "database.busy_timeout", "redis.url", "redis.timeout", "redis.cache_ttl", "redis.connections", "redis.local_cache_size",
             "cookie.name", "cookie.secure", "cookie.domain",
             "session.lifetime", "session.idle_timeout", "session.purge_interval",
             "password.argon2.memory_kib", "password.argon2.iterations", "password.argon2.parallelism",
@@ -106,6 +106,7 @@ public enum ConfigurationLoader {
             configuration.redis.timeout = try redis.duration("timeout", default: configuration.redis.timeout, positive: true)
             configuration.redis.cacheTTL = try redis.duration("cache_ttl", default: configuration.redis.cacheTTL, positive: true)
             configuration.redis.connections = try redis.int("connections", default: configuration.redis.connections, range: 1...64)
+            configuration.redis.localCacheSize = try redis.int("local_cache_size", default: configuration.redis.localCacheSize, range: 0...10_000_000)
             try redis.finish()
         }
         if let cookie = try top.mapping("cookie") {

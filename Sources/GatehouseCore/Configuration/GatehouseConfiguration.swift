@@ -128,13 +128,17 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var cacheTTL: Duration
     /// Connections to Redis per instance; requests are pipelined on them.
     public var connections: Int
+    /// Sessions kept in process for the verify fast path (all event loops together); 0 turns
+    /// the in-process cache and the fast path off.
+    public var localCacheSize: Int
 
     /// Creates a Redis configuration.
-    public init(url: String = "", timeout: Duration = .milliseconds(50), cacheTTL: Duration = .seconds(600), connections: Int = 2) {
+    public init(url: String = "", timeout: Duration = .milliseconds(50), cacheTTL: Duration = .seconds(600), connections: Int = 2, localCacheSize: Int = 100_000) {
         self.url = url
         self.timeout = timeout
         self.cacheTTL = cacheTTL
         self.connections = connections
+        self.localCacheSize = localCacheSize
     }
 
     /// The parsed URL; `nil` when Redis is off.

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import HTTPTypes
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
@@ -18,6 +19,9 @@ public struct GatehouseDependencies: Sendable {
     public let store: any AuthStore
     /// The Redis cache, when `redis.url` is set.
     public let cache: CachedAuthStore?
+    /// The in-process cache behind the verify fast path, when Redis is set and
+    /// `redis.local_cache_size` is not 0.
+    public let localCache: LocalSessionCache?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
 
@@ -40,7 +44,12 @@ public struct GatehouseDependencies: Sendable {
             let redis = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
             cache = CachedAuthStore(sqlite: sqlite, redis: redis, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
         }
-        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, hasher: hasher)
+        let localCache = cache.flatMap { cache in
+            configuration.redis.localCacheSize > 0
+                ? LocalSessionCache(store: cache, group: MultiThreadedEventLoopGroup.singleton, capacity: configuration.redis.localCacheSize, logger: logger)
+                : nil
+        }
+        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, localCache: localCache, hasher: hasher)
     }
 
     /// The client for upstreams: keep-alive pools per upstream, redirects passed through
@@ -66,6 +75,7 @@ public struct GatehouseDependencies: Sendable {
             HasherService(hasher: hasher),
         ]
         if let cache { services += [cache.redis, cache] }
+        if let localCache { services.append(localCache) }
         return services
     }
 
@@ -112,9 +122,17 @@ public func buildApplication(
     let authenticator = SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie)
     let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient)
     let webSockets = WebSocketProxy(gateway: gateway)
+    let fastPath = dependencies.localCache.map {
+        VerifyFastPathHandler.Settings(
+            cache: $0, cookieName: configuration.cookie.name,
+            userIdHeader: HTTPField.Name(configuration.identityHeaders.userId)!, emailHeader: HTTPField.Name(configuration.identityHeaders.email)!
+        )
+    }
     return Application(
         router: buildRouter(dependencies, gateway: gateway),
-        server: .http1WebSocketUpgrade { head, channel, logger in
+        server: .http1WebSocketUpgrade(
+            configuration: .init(http1: .init(additionalChannelHandlers: fastPath.map { [VerifyFastPathHandler(settings: $0)] } ?? []))
+        ) { head, channel, logger in
             try await webSockets.shouldUpgrade(head, channel: channel, logger: logger)
         },
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),

@@ -47,6 +47,24 @@ public final class CachedAuthStore: AuthStore, Service {
     /// Whether validations currently read Redis.
     public var isTrusted: Bool { trustedState.withLockedValue { $0.trusted } }
 
+    /// The current trust period while Redis is trusted, `nil` otherwise. It changes on every
+    /// distrust, so anything read from Redis in an earlier period can be recognised as such.
+    public var trustEpoch: Int? { trustedState.withLockedValue { $0.trusted ? $0.epoch : nil } }
+
+    /// Until when (milliseconds since 1970) a validation of this session may be answered
+    /// without the stores: before its expiry, its idle limit, its next `last_seen_at` write and
+    /// `cache_ttl` from now. `nil` when it must not be (a disabled user). The idle limit needs
+    /// no term of its own: it falls after the next `last_seen_at` write is due, which goes to
+    /// the stores.
+    public func usableUntil(_ user: User, _ session: Session, nowMilliseconds: Int64) -> Int64? {
+        guard user.isActive else { return nil }
+        return min(
+            Timestamp.milliseconds(session.expiresAt),
+            Timestamp.milliseconds(session.lastSeenAt) + sqlite.lastSeenInterval.milliseconds,
+            nowMilliseconds + cacheTTL.milliseconds
+        )
+    }
+
     // MARK: Validation
 
     public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {

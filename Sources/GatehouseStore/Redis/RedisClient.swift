@@ -174,12 +174,22 @@ public final class RedisClient: Service, Sendable {
 
     /// Opens one connection and runs AUTH, SELECT and PING on it.
     private func openConnection() async throws -> any Channel {
+        let hungAfter = TimeAmount.milliseconds(max(20 * timeout.milliseconds, 1000))
+        return try await Self.openConnection(to: endpoint, on: group) { RedisConnectionHandler(hungAfter: hungAfter) }
+    }
+
+    /// Opens one connection to `endpoint` on `group` (one event loop pins it there), with the
+    /// handler `makeHandler` builds, and runs AUTH, SELECT and PING on it.
+    static func openConnection(
+        to endpoint: RedisEndpoint, on group: any EventLoopGroup,
+        makeHandler: @escaping @Sendable () -> RedisConnectionHandler
+    ) async throws -> any Channel {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(1))
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(hungAfter: .milliseconds(max(20 * self.timeout.milliseconds, 1000))))
+                    try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
         let channel: any Channel
@@ -193,13 +203,9 @@ public final class RedisClient: Service, Sendable {
         }
         if endpoint.database != 0 { handshake.append(["SELECT", String(endpoint.database)]) }
         handshake.append(["PING"])
-        let requests = handshake.map {
-            RedisRequest(arguments: $0.map { Array($0.utf8) }, timeout: .seconds(1), promise: channel.eventLoop.makePromise())
-        }
-        Self.write(requests, on: channel)
         do {
-            for (request, command) in zip(requests, handshake) {
-                if case .error(let message) = try await request.promise.futureResult.get() {
+            for (reply, command) in zip(try await exchange(handshake, on: channel, timeout: .seconds(1)), handshake) {
+                if case .error(let message) = reply {
                     // The message is Redis's (e.g. WRONGPASS); the password is never part of it.
                     throw RedisError.server("\(command[0]): \(message)")
                 }
@@ -209,5 +215,17 @@ public final class RedisClient: Service, Sendable {
             throw error
         }
         return channel
+    }
+
+    /// Sends commands on one connection and awaits their replies, bypassing slots and breaker
+    /// (for handshakes and dedicated connections).
+    static func exchange(_ commands: [[String]], on channel: any Channel, timeout: TimeAmount) async throws -> [RESPValue] {
+        let requests = commands.map {
+            RedisRequest(arguments: $0.map { Array($0.utf8) }, timeout: timeout, promise: channel.eventLoop.makePromise())
+        }
+        write(requests, on: channel)
+        var replies: [RESPValue] = []
+        for request in requests { replies.append(try await request.promise.futureResult.get()) }
+        return replies
     }
 }

@@ -16,6 +16,9 @@ struct RedisRequest: Sendable {
 ///
 /// A request that times out is failed at once but keeps its place in the queue, so that its
 /// late reply is matched to it and dropped instead of being given to the next request.
+///
+/// On a subscribed connection (`onMessage` set), published messages — arrays that begin with
+/// `message` — are not replies: they go to `onMessage` and leave the queue alone.
 final class RedisConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = [RedisRequest]
@@ -33,9 +36,12 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
     private var nextId: UInt64 = 0
     /// A reply outstanding this long means a hung server: the connection is dropped.
     private let hungAfter: TimeAmount
+    /// Receives published messages on a subscribed connection.
+    private let onMessage: ((RESPValue) -> Void)?
 
-    init(hungAfter: TimeAmount = .seconds(2)) {
+    init(hungAfter: TimeAmount = .seconds(2), onMessage: ((RESPValue) -> Void)? = nil) {
         self.hungAfter = hungAfter
+        self.onMessage = onMessage
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -62,6 +68,10 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
             return
         }
         for reply in replies {
+            if let onMessage, case .array(let items) = reply, items.first?.string == "message" {
+                onMessage(reply)
+                continue
+            }
             guard let first = pending.popFirst() else {
                 // A reply nobody asked for: the stream is out of step; start over.
                 context.close(promise: nil)

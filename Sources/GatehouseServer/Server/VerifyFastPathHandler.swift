@@ -1,0 +1,193 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+/// Answers `GET|HEAD /auth/verify` and `/auth/forward` for a live session on the event loop,
+/// from the loop's ``LoopSessionCache`` or one Redis GET on the loop's own connection, and
+/// passes every other request to Hummingbird untouched (SPEC §3). It sits after HTTP decoding
+/// and before Hummingbird in every HTTP/1 connection.
+///
+/// It only ever answers "200, this user": a request it cannot answer that way (no cookie, a
+/// rejected or unknown session, several session cookies, a body, `Connection` or `Upgrade`
+/// headers, a cache that is off) goes to the ``VerifyController``, which decides exactly as
+/// before. Fail closed (I5): the only 2xx written here carries `X-User-Id`.
+///
+/// HTTP/1 order: a request is answered here only when Hummingbird has finished every response
+/// on the connection, and while an answer is pending later requests are held (and reading
+/// paused), so responses leave in the order requests came.
+final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// What every connection's handler needs; built once per server.
+    struct Settings: Sendable {
+        let cache: LocalSessionCache
+        let cookieName: String
+        let userIdHeader: HTTPField.Name
+        let emailHeader: HTTPField.Name
+    }
+
+    /// Where the parts of the request being read go.
+    private enum Disposition {
+        /// To Hummingbird.
+        case hummingbird
+        /// Nowhere: answered here.
+        case answered
+        /// Not decided yet: held until the answer is known.
+        case undecided
+    }
+
+    private let settings: Settings
+    private var cache: LoopSessionCache?
+    private var disposition = Disposition.hummingbird
+    /// Requests given to Hummingbird whose response has not ended yet.
+    private var inHummingbird = 0
+    /// Parts that arrived while a request was undecided, in order.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// The undecided request's head.
+    private var candidate: HTTPRequest?
+    private var readWanted = false
+    private var active = true
+    private var date: (second: Int64, text: String) = (0, "")
+
+    init(settings: Settings) {
+        self.settings = settings
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        cache = settings.cache.cache(for: context.eventLoop)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active = false
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if disposition == .undecided {
+            held.append(part)
+        } else {
+            route(part, context: context)
+        }
+    }
+
+    private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            if inHummingbird == 0, let cache, let tokenHash = fastPathToken(head) {
+                disposition = .undecided
+                candidate = head
+                decide(tokenHash, cache: cache, context: context)
+            } else {
+                disposition = .hummingbird
+                inHummingbird += 1
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        case .body, .end:
+            if disposition == .hummingbird { context.fireChannelRead(wrapInboundOut(part)) }
+        }
+    }
+
+    /// The token hash of a request this handler may answer, or `nil`.
+    private func fastPathToken(_ head: HTTPRequest) -> TokenHash? {
+        guard head.method == .get || head.method == .head, let path = head.path, Self.isVerifyPath(path) else { return nil }
+        let fields = head.headerFields
+        guard fields[.transferEncoding] == nil, fields[.contentLength] == nil || fields[.contentLength] == "0",
+            fields[.connection] == nil, fields[.upgrade] == nil
+        else { return nil }
+        let presented = CookieHeader.values(named: settings.cookieName, in: fields[values: .cookie])
+        // Several cookies of the name: the controller tries each in order.
+        guard presented.count == 1, let token = SessionToken(cookieValue: presented[0]) else { return nil }
+        return token.hash
+    }
+
+    static func isVerifyPath(_ path: String) -> Bool {
+        for endpoint in ["/auth/verify", "/auth/forward"] where path.hasPrefix(endpoint) {
+            let rest = path.utf8.dropFirst(endpoint.utf8.count)
+            if rest.isEmpty || rest.first == UInt8(ascii: "?") { return true }
+        }
+        return false
+    }
+
+    /// Answers from memory after the current batch of reads, so that an invalidation already
+    /// received by this loop is applied first; else loads from Redis; else Hummingbird.
+    private func decide(_ tokenHash: TokenHash, cache: LoopSessionCache, context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().execute {
+            let now = Timestamp.milliseconds(Date())
+            if let identity = cache.lookup(tokenHash, nowMilliseconds: now) {
+                self.resolve(identity, context: context)
+            } else if cache.canLoad {
+                cache.load(tokenHash, nowMilliseconds: now).assumeIsolated().whenComplete { result in
+                    self.resolve(try? result.get(), context: context)
+                }
+            } else {
+                self.resolve(nil, context: context)
+            }
+        }
+    }
+
+    private func resolve(_ identity: CachedIdentity?, context: ChannelHandlerContext) {
+        guard active, let head = candidate else { return }
+        candidate = nil
+        if let identity {
+            disposition = .answered
+            writeIdentity(identity, context: context)
+        } else {
+            disposition = .hummingbird
+            inHummingbird += 1
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        }
+        while disposition != .undecided, let part = held.popFirst() {
+            route(part, context: context)
+        }
+        if disposition != .undecided {
+            context.fireChannelReadComplete()
+            if readWanted {
+                readWanted = false
+                context.read()
+            }
+        }
+    }
+
+    private func writeIdentity(_ identity: CachedIdentity, context: ChannelHandlerContext) {
+        var fields = HTTPFields()
+        fields.reserveCapacity(5)
+        fields[settings.userIdHeader] = identity.userId
+        fields[settings.emailHeader] = identity.email
+        fields[.cacheControl] = "no-store"
+        fields[.contentLength] = "0"
+        fields[.date] = currentDate()
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func currentDate() -> String {
+        let second = Int64(Date().timeIntervalSince1970)
+        if second != date.second { date = (second, HTTPDate.imfFixdate(secondsSince1970: second)) }
+        return date.text
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        // Backpressure: no more reading while a request waits for its answer.
+        if disposition == .undecided {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { inHummingbird = max(0, inHummingbird - 1) }
+        context.write(data, promise: promise)
+    }
+}
