@@ -42,8 +42,10 @@ public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, ti
 }
 
 /// One kept-alive HTTP/1.1 connection with blocking I/O, for tests that need many requests on
-/// the same connection (so on the same server event loop) or on their own threads.
-public final class KeepAliveConnection {
+/// the same connection (so on the same server event loop) or on their own threads. Used by
+/// one thread at a time; from async code, through ``status(_:_:cookie:)``, which blocks a
+/// thread of its own rather than one of the concurrency pool's.
+public final class KeepAliveConnection: @unchecked Sendable {
     private let descriptor: Int32
     private let port: Int
     private var buffer: [UInt8] = []
@@ -86,6 +88,11 @@ public final class KeepAliveConnection {
         request += "\r\n" + (body ?? "")
         try write(request)
         return try readResponse()
+    }
+
+    /// ``send(_:_:cookie:body:)`` on a thread of its own; the response's status.
+    public func status(_ method: String, _ path: String, cookie: String? = nil) async throws -> Int {
+        try await onThread { try self.send(method, path, cookie: cookie).status }
     }
 
     /// Writes raw bytes.

@@ -6,13 +6,14 @@ import NIOCore
 import NIOHTTPTypes
 
 /// Answers `GET|HEAD /auth/verify` and `/auth/forward` for a live session on the event loop,
-/// from the loop's ``LoopSessionCache`` or one Redis GET on the loop's own connection, and
-/// passes every other request to Hummingbird untouched (SPEC §3). It sits after HTTP decoding
-/// and before Hummingbird in every HTTP/1 connection.
+/// from the loop's ``LoopSessionCache``, one Redis GET on the loop's own connection, or (when
+/// Redis cannot be asked) one SQLite read on a thread pool, and passes every other request
+/// to Hummingbird untouched (SPEC §3). It sits after HTTP decoding and before Hummingbird in
+/// every HTTP/1 connection.
 ///
 /// It only ever answers "200, this user": a request it cannot answer that way (no cookie, a
-/// rejected or unknown session, several session cookies, a body, `Connection` or `Upgrade`
-/// headers, a cache that is off) goes to the ``VerifyController``, which decides exactly as
+/// rejected or unknown session, several session cookies, a body, a `Connection` header other
+/// than `keep-alive`, `Upgrade`) goes to the ``VerifyController``, which decides exactly as
 /// before. Fail closed (I5): the only 2xx written here carries `X-User-Id`.
 ///
 /// HTTP/1 order: a request is answered here only when Hummingbird has finished every response
@@ -101,7 +102,7 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard head.method == .get || head.method == .head, let path = head.path, Self.isVerifyPath(path) else { return nil }
         let fields = head.headerFields
         guard fields[.transferEncoding] == nil, fields[.contentLength] == nil || fields[.contentLength] == "0",
-            fields[.connection] == nil, fields[.upgrade] == nil
+            fields[.connection].map({ $0.lowercased() == "keep-alive" }) ?? true, fields[.upgrade] == nil
         else { return nil }
         let presented = CookieHeader.values(named: settings.cookieName, in: fields[values: .cookie])
         // Several cookies of the name: the controller tries each in order.
@@ -118,18 +119,18 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Answers from memory after the current batch of reads, so that an invalidation already
-    /// received by this loop is applied first; else loads from Redis; else Hummingbird.
+    /// received by this loop is applied first; else from Redis or SQLite; else Hummingbird.
     private func decide(_ tokenHash: TokenHash, cache: LoopSessionCache, context: ChannelHandlerContext) {
         context.eventLoop.assumeIsolated().execute {
             let now = Timestamp.milliseconds(Date())
             if let identity = cache.lookup(tokenHash, nowMilliseconds: now) {
                 self.resolve(identity, context: context)
-            } else if cache.canLoad {
-                cache.load(tokenHash, nowMilliseconds: now).assumeIsolated().whenComplete { result in
+            } else {
+                // Redis (one GET on this loop's connection) while it can be asked, else SQLite.
+                let load = cache.canLoad ? cache.load(tokenHash, nowMilliseconds: now) : cache.loadFromDatabase(tokenHash, nowMilliseconds: now)
+                load.assumeIsolated().whenComplete { result in
                     self.resolve(try? result.get(), context: context)
                 }
-            } else {
-                self.resolve(nil, context: context)
             }
         }
     }

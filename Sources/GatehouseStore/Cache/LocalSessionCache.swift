@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// A verify answer that may be given from memory, and until when.
@@ -170,6 +171,19 @@ public final class LoopSessionCache: @unchecked Sendable {
         }
         RedisClient.write([request], on: data)
         return load.promise.futureResult
+    }
+
+    /// Reads a session from SQLite on a thread pool (never on this loop: I4), for when Redis
+    /// cannot be asked. Answers only a live session with no write due, and caches nothing:
+    /// only what Redis invalidation covers may be kept.
+    public func loadFromDatabase(_ tokenHash: TokenHash, nowMilliseconds: Int64) -> EventLoopFuture<CachedIdentity?> {
+        let store = self.store
+        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+            guard let (user, session) = try store.sqlite.liveSession(tokenHash, nowMilliseconds: nowMilliseconds),
+                let until = store.usableUntil(user, session, nowMilliseconds: nowMilliseconds), until > nowMilliseconds
+            else { return nil }
+            return CachedIdentity(userId: user.id, email: user.email, usableUntil: until, trustEpoch: -1)
+        }
     }
 
     private func insert(_ key: String, _ identity: CachedIdentity) {

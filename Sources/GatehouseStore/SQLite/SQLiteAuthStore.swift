@@ -79,21 +79,35 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
-        let found = try await database.pool.read { db -> (User, Session)? in
-            try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT s.id AS session_id, s.token_hash, s.user_id, s.created_at AS session_created_at,
-                           s.expires_at, s.last_seen_at, s.ip, s.user_agent, u.*
-                    FROM sessions s JOIN users u ON u.id = s.user_id
-                    WHERE s.token_hash = ?
-                    """,
-                arguments: [tokenHash.hex.databaseValue]
-            ).map { row in
-                (Self.user(from: row), Self.session(from: row, idColumn: "session_id", createdColumn: "session_created_at"))
-            }
+    /// The session with this token hash and its user, as stored.
+    static func findSession(_ db: Database, _ tokenHash: TokenHash) throws -> (User, Session)? {
+        // Cached per connection: this runs on every validation SQLite answers.
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT s.id AS session_id, s.token_hash, s.user_id, s.created_at AS session_created_at,
+                       s.expires_at, s.last_seen_at, s.ip, s.user_agent, u.*
+                FROM sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.token_hash = ?
+                """
+        )
+        return try Row.fetchOne(statement, arguments: [tokenHash.hex.databaseValue]).map { row in
+            (Self.user(from: row), Self.session(from: row, idColumn: "session_id", createdColumn: "session_created_at"))
         }
+    }
+
+    /// The live session for a token hash, read synchronously — for a thread pool, never an
+    /// event loop (I4) — or `nil` when there is none, it has expired or its user is disabled.
+    /// Writes nothing: an expiry to record or a `last_seen_at` write is
+    /// ``validateSession(_:now:)``'s job.
+    public func liveSession(_ tokenHash: TokenHash, nowMilliseconds: Int64) throws -> (User, Session)? {
+        guard let (user, session) = try database.pool.read({ db in try Self.findSession(db, tokenHash) }),
+            user.isActive, !isExpired(session, nowMilliseconds: nowMilliseconds)
+        else { return nil }
+        return (user, session)
+    }
+
+    public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
+        let found = try await database.pool.read { db in try Self.findSession(db, tokenHash) }
         guard let (user, session) = found else { return .unknown }
         guard user.isActive else { return .userDisabled }
         let nowMilliseconds = Timestamp.milliseconds(now)
