@@ -48,8 +48,15 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var disposition = Disposition.hummingbird
     /// Requests given to Hummingbird whose response has not ended yet.
     private var inHummingbird = 0
-    /// Parts that arrived while a request was undecided, in order.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    /// What arrived while a request was undecided, in order: parts, and the events and errors
+    /// that must not overtake its answer (a half-close, a quiesce, a parse error).
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
+
+    private var held = CircularBuffer<Held>()
     /// The undecided request's head.
     private var candidate: HTTPRequest?
     private var readWanted = false
@@ -74,9 +81,25 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if disposition == .undecided {
-            held.append(part)
+            held.append(.part(part))
         } else {
             route(part, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if disposition == .undecided {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if disposition == .undecided {
+            held.append(.error(error))
+        } else {
+            context.fireErrorCaught(error)
         }
     }
 
@@ -146,15 +169,16 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             inHummingbird += 1
             context.fireChannelRead(wrapInboundOut(.head(head)))
         }
-        while disposition != .undecided, let part = held.popFirst() {
-            route(part, context: context)
+        while disposition != .undecided, let next = held.popFirst() {
+            switch next {
+            case .part(let part): route(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
         }
         if disposition != .undecided {
             context.fireChannelReadComplete()
-            if readWanted {
-                readWanted = false
-                context.read()
-            }
+            readIfWanted(context: context)
         }
     }
 
@@ -179,12 +203,24 @@ final class VerifyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        // Backpressure: no more reading while a request waits for its answer.
-        if disposition == .undecided {
+        // Backpressure: no more reading while a request waits for its answer, or while the
+        // client is not reading the answers it has (a pipelining client cannot grow our buffers).
+        if disposition == .undecided || !context.channel.isWritable {
             readWanted = true
         } else {
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        readIfWanted(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func readIfWanted(context: ChannelHandlerContext) {
+        guard readWanted, disposition != .undecided, context.channel.isWritable else { return }
+        readWanted = false
+        context.read()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

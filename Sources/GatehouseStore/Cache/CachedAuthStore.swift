@@ -262,7 +262,10 @@ public final class CachedAuthStore: AuthStore, Service {
         if changed { logger.notice("redis cache available", metadata: ["redis": "\(redis.endpoint.redacted)"]) }
     }
 
-    private func distrust(_ reason: String) {
+    /// Stops reading Redis until the next successful ping and outbox replay; also called by
+    /// the in-process cache when its own Redis connections fail, so that a Redis that comes
+    /// back (possibly from an old snapshot) is believed again only after the replay.
+    public func distrust(_ reason: String) {
         let changed = trustedState.withLockedValue { state -> Bool in
             defer {
                 state.trusted = false

@@ -28,12 +28,16 @@ public struct CachedIdentity: Sendable {
 /// pushed to every instance's every loop. The cache answers only while
 /// - both connections are up (either one closing clears the cache and switches it off until
 ///   both are re-established),
-/// - a PING on the invalidation connection was answered within the last `redis.timeout`: a
-///   pong means every invalidation Redis produced before that PING has arrived, so a stalled
-///   or partitioned Redis switches the cache off no later than a revoking instance gives up
-///   writing its tombstone, and
+/// - a PING on the invalidation connection, sent less than `redis.timeout` ago, was answered:
+///   pushes and replies share that connection in order, so a pong means every invalidation
+///   Redis produced in an earlier pass of its event loop has arrived. A stalled or partitioned
+///   Redis switches the cache off no later than a revoking instance gives up writing its
+///   tombstone, and an invalidation delayed on the network can be outrun for at most
+///   `redis.timeout` after Redis applied the revocation;
 /// - the instance trusts Redis, in the same trust period the entry was read in (a distrust
-///   empties it in effect: see ``CachedAuthStore``).
+///   empties it in effect: see ``CachedAuthStore``). The cache's own Redis failures (a
+///   connection lost, a PING or GET unanswered) distrust Redis for the whole instance, so
+///   nothing is read from a Redis that came back until the outbox has been replayed into it.
 public final class LocalSessionCache: Service, Sendable {
     /// The Redis-backed store whose trust gate the cache follows.
     public let store: CachedAuthStore
@@ -103,6 +107,7 @@ public final class LoopSessionCache: @unchecked Sendable {
     private var leaseUntil = NIODeadline.uptimeNanoseconds(0)
     private var pingInFlight = false
     private var ticker: RepeatedTask?
+    private var connecting: Task<Void, Never>?
 
     init(eventLoop: any EventLoop, store: CachedAuthStore, capacity: Int, logger: Logger) {
         self.eventLoop = eventLoop
@@ -159,6 +164,10 @@ public final class LoopSessionCache: @unchecked Sendable {
                 let until = self.store.usableUntil(user, session, nowMilliseconds: nowMilliseconds), until > nowMilliseconds
             {
                 identity = CachedIdentity(userId: user.id, email: user.email, usableUntil: until, trustEpoch: epoch)
+            }
+            if case .failure(let error) = result {
+                // Also keeps the controller from spending a second Redis timeout (I2).
+                self.store.distrust("in-process cache: GET failed: \(error)")
             }
             // An invalidation since the GET was sent, a new link or a new trust period: the
             // value may already be stale, so it is neither kept nor answered.
@@ -226,6 +235,8 @@ public final class LoopSessionCache: @unchecked Sendable {
     func stop() {
         ticker?.cancel()
         ticker = nil
+        connecting?.cancel()
+        connecting = nil
         takeDown(reason: nil)
         link = .down(retryAt: .distantFuture)
     }
@@ -246,6 +257,7 @@ public final class LoopSessionCache: @unchecked Sendable {
                     self.leaseUntil = sentAt + self.timeout
                 } else if case .failure(RedisError.timeout) = result {
                     // No lease until a later PING is answered in time.
+                    self.store.distrust("in-process cache: PING unanswered within the timeout")
                 } else {
                     self.takeDown(reason: "unexpected reply to PING")
                 }
@@ -255,7 +267,7 @@ public final class LoopSessionCache: @unchecked Sendable {
             guard NIODeadline.now() >= retryAt else { return }
             link = .connecting
             let generation = self.generation
-            Task { await self.connect(generation: generation) }
+            connecting = Task { await self.connect(generation: generation) }
         case .connecting:
             break
         }
@@ -324,7 +336,10 @@ public final class LoopSessionCache: @unchecked Sendable {
         if case .up(let data, let invalidation) = link {
             data.close(promise: nil)
             invalidation.close(promise: nil)
-            if let reason { logger.debug("local session cache off", metadata: ["reason": "\(reason)"]) }
+            if let reason {
+                logger.debug("local session cache off", metadata: ["reason": "\(reason)"])
+                store.distrust("in-process cache: \(reason)")
+            }
         }
         link = .down(retryAt: .now() + backoff)
     }
