@@ -114,7 +114,7 @@ public final class LoopSessionCache: @unchecked Sendable {
         self.store = store
         self.capacity = capacity
         self.logger = logger
-        self.timeout = .nanoseconds(Int64(store.redis.timeout.milliseconds) * 1_000_000)
+        self.timeout = store.redis.requestTimeout
     }
 
     // MARK: Lookups (on the loop)
@@ -277,7 +277,7 @@ public final class LoopSessionCache: @unchecked Sendable {
         var opened: [any Channel] = []
         do {
             let endpoint = store.redis.endpoint
-            let hungAfter = TimeAmount.milliseconds(max(20 * store.redis.timeout.milliseconds, 1000))
+            let hungAfter = store.redis.hungAfter
             let invalidation = try await RedisClient.openConnection(to: endpoint, on: eventLoop) {
                 RedisConnectionHandler(hungAfter: hungAfter) { message in self.invalidated(message) }
             }

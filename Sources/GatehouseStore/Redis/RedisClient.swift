@@ -57,7 +57,6 @@ public final class RedisClient: Service, Sendable {
     /// Sends several commands in one write on one connection and awaits all replies, in order.
     public func pipeline(_ commands: [[String]]) async throws -> [RESPValue] {
         let channel = try acquire()
-        let requestTimeout = TimeAmount.nanoseconds(Int64(timeout.milliseconds) * 1_000_000)
         let requests = commands.map { command in
             RedisRequest(arguments: command.map { Array($0.utf8) }, timeout: requestTimeout, promise: channel.eventLoop.makePromise())
         }
@@ -172,9 +171,15 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
+    /// ``timeout`` for NIO's scheduler: every command's deadline.
+    var requestTimeout: TimeAmount { .nanoseconds(Int64(timeout.milliseconds) * 1_000_000) }
+
+    /// How long a reply may be outstanding before a connection counts as hung and is dropped.
+    var hungAfter: TimeAmount { .milliseconds(max(20 * timeout.milliseconds, 1000)) }
+
     /// Opens one connection and runs AUTH, SELECT and PING on it.
     private func openConnection() async throws -> any Channel {
-        let hungAfter = TimeAmount.milliseconds(max(20 * timeout.milliseconds, 1000))
+        let hungAfter = self.hungAfter
         return try await Self.openConnection(to: endpoint, on: group) { RedisConnectionHandler(hungAfter: hungAfter) }
     }
 
