@@ -25,6 +25,11 @@ extension TwoInstances {
         return tokens
     }
 
+    /// Signs a user up on A and returns its id (the sessions are then inserted directly).
+    func signupUser(_ email: String) async throws -> String {
+        try #require(try await a.signup(email, "local cache password").json["id"] as? String)
+    }
+
     /// GET commands Redis has executed so far (every Redis read of a session is one).
     func redisGets() throws -> Int {
         let stats = try redis.cli("INFO", "commandstats")
@@ -57,13 +62,12 @@ extension TwoInstances {
 
 @Suite("In-process session cache and the verify fast path (SPEC §3, I3)", .serialized)
 struct LocalCacheTests {
-    static let password = "local cache password"
 
     @Test("logout on instance A, then verify on instance B right after (under 10 ms) is rejected, 10,000 times, with concurrent load on B")
     func revocationUnderLoad() async throws {
         let instances = try await TwoInstances.start(environment: ["GATEHOUSE_LOG_LEVEL": "notice"])
         defer { instances.terminate() }
-        let userId = try #require(try await instances.a.signup("many@example.com", Self.password).json["id"] as? String)
+        let userId = try await instances.signupUser("many@example.com")
         let background = try instances.insertSessions(40, userId: userId)
         let (a, b) = (instances.first.address, instances.second.address)
 
@@ -132,7 +136,7 @@ struct LocalCacheTests {
     func invalidationLinkCut() async throws {
         let instances = try await TwoInstances.start()
         defer { instances.terminate() }
-        let userId = try #require(try await instances.a.signup("cut@example.com", Self.password).json["id"] as? String)
+        let userId = try await instances.signupUser("cut@example.com")
         let tokens = try instances.insertSessions(2, userId: userId)
         let (revoked, live) = (tokens[0], tokens[1])
         let verifier = try KeepAliveConnection(address: instances.second.address)
@@ -161,7 +165,7 @@ struct LocalCacheTests {
     func redisDown() async throws {
         let instances = try await TwoInstances.start()
         defer { instances.terminate() }
-        let userId = try #require(try await instances.a.signup("down@example.com", Self.password).json["id"] as? String)
+        let userId = try await instances.signupUser("down@example.com")
         let tokens = try instances.insertSessions(500, userId: userId)
         let verifier = try KeepAliveConnection(address: instances.second.address)
         #expect(try await instances.warm(tokens, on: verifier))
@@ -183,7 +187,7 @@ struct LocalCacheTests {
     func lastSeenStillWritten() async throws {
         let instances = try await TwoInstances.start()
         defer { instances.terminate() }
-        let userId = try #require(try await instances.a.signup("seen@example.com", Self.password).json["id"] as? String)
+        let userId = try await instances.signupUser("seen@example.com")
         let token = try instances.insertSessions(1, userId: userId, lastSeenAgo: .seconds(120))[0]
         let connection = try KeepAliveConnection(address: instances.second.address)
         let queue = try DatabaseQueue(path: instances.directory.file("gatehouse.sqlite"))
@@ -207,7 +211,7 @@ struct LocalCacheTests {
     func pipelinedOrder() async throws {
         let instances = try await TwoInstances.start()
         defer { instances.terminate() }
-        let userId = try #require(try await instances.a.signup("order@example.com", Self.password).json["id"] as? String)
+        let userId = try await instances.signupUser("order@example.com")
         let token = try instances.insertSessions(1, userId: userId)[0]
         let connection = try KeepAliveConnection(address: instances.second.address)
         #expect(try await instances.warm([token], on: connection))

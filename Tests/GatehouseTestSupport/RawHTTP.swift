@@ -4,26 +4,9 @@ import Foundation
 /// answers until it closes the connection or `timeout` passes: for requests no well-behaved
 /// client would send (chunked bodies, broken framing).
 public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, timeout: Duration = .seconds(5)) throws -> String {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw ProcessError(message: "socket() failed") }
+    let descriptor = try connectTCP(host: host, port: port, receiveTimeout: timeout)
     defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &address.sin_addr)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw ProcessError(message: "connect() to \(host):\(port) failed") }
-    var seconds = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-    let bytes = Array(request.utf8)
-    var sent = 0
-    while sent < bytes.count {
-        let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if written <= 0 { break }
-        sent += written
-    }
+    _ = sendAll(request, on: descriptor)
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -41,6 +24,42 @@ public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, ti
     return String(decoding: response, as: UTF8.self)
 }
 
+/// A blocking TCP connection to `host:port` with a receive timeout; the caller closes it.
+private func connectTCP(host: String, port: Int, receiveTimeout: Duration, noDelay: Bool = false) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw ProcessError(message: "socket() failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(descriptor)
+        throw ProcessError(message: "connect() to \(host):\(port) failed")
+    }
+    if noDelay {
+        var one: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+    var seconds = timeval(tv_sec: Int(receiveTimeout.components.seconds), tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
+    return descriptor
+}
+
+/// Sends all of `text`; `false` when the connection took only part of it.
+private func sendAll(_ text: String, on descriptor: Int32) -> Bool {
+    let bytes = Array(text.utf8)
+    var sent = 0
+    while sent < bytes.count {
+        let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard written > 0 else { return false }
+        sent += written
+    }
+    return true
+}
+
 /// One kept-alive HTTP/1.1 connection with blocking I/O, for tests that need many requests on
 /// the same connection (so on the same server event loop) or on their own threads. Used by
 /// one thread at a time; from async code, through ``status(_:_:cookie:)``, which blocks a
@@ -53,23 +72,7 @@ public final class KeepAliveConnection: @unchecked Sendable {
     /// Connects to `host:port`.
     public init(host: String = "127.0.0.1", port: Int) throws {
         self.port = port
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ProcessError(message: "socket() failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var one: Int32 = 1
-        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var seconds = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        guard connected == 0 else {
-            close(descriptor)
-            throw ProcessError(message: "connect() to \(host):\(port) failed")
-        }
+        descriptor = try connectTCP(host: host, port: port, receiveTimeout: .seconds(60), noDelay: true)
     }
 
     /// Connects to `host:port` given as one string.
@@ -97,13 +100,7 @@ public final class KeepAliveConnection: @unchecked Sendable {
 
     /// Writes raw bytes.
     public func write(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let written = bytes[sent...].withUnsafeBytes { Foundation.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { throw ProcessError(message: "send() failed") }
-            sent += written
-        }
+        guard sendAll(text, on: descriptor) else { throw ProcessError(message: "send() failed") }
     }
 
     /// Reads one response (head, and a body framed by Content-Length).
