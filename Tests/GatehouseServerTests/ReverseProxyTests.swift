@@ -4,15 +4,32 @@ import GatehouseTestSupport
 import HTTPTypes
 import Testing
 
+/// Where a proxied request's session is checked, and so who forwards it: SQLite alone
+/// (``ReverseProxyMiddleware`` behind the router), or Redis with the in-process cache (the
+/// event-loop fast path). Routes with `auth: none` take the fast path with either.
+enum SessionBackend: String, CaseIterable, CustomStringConvertible, Sendable {
+    case sqlite
+    case redis
+
+    var description: String { rawValue }
+    /// Who forwards a request with a valid session, as the request log line says.
+    var servedProtected: String { self == .redis ? "fast_path" : "router" }
+}
+
 extension TestGatehouse {
     /// A gateway in front of a live echo upstream: `/public/` open, `/api` (prefix stripped)
-    /// and everything else behind a session.
+    /// and everything else behind a session; with `.redis`, a real redis-server of its own.
     static func withUpstream(
+        sessions: SessionBackend = .sqlite,
         configure: @escaping @Sendable (inout GatehouseConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (any HTTPTarget, TestGatehouse, Int) async throws -> Void
     ) async throws {
+        let redis = sessions == .redis ? try await RedisServer() : nil
+        defer { redis?.shutdown() }
+        let redisURL = redis?.url() ?? ""
         try await EchoUpstream.with { port in
             try await run(.live, configure: {
+                $0.redis.url = redisURL
                 $0.upstreams = ["app": "http://127.0.0.1:\(port)", "api": "http://127.0.0.1:\(port)/v2/", "down": "http://127.0.0.1:1"]
                 $0.routes = [
                     RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
@@ -43,14 +60,16 @@ extension HTTPTarget {
 struct ReverseProxyTests {
     static let password = "proxy test password"
 
-    @Test("public routes forward without identity; protected ones carry X-User-Id and X-User-Email")
-    func publicAndProtected() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("public routes forward without identity; protected ones carry X-User-Id and X-User-Email", arguments: SessionBackend.allCases)
+    func publicAndProtected(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, gatehouse, _ in
             let publicResponse = try await api.request(.get, "/public/page?x=1")
             #expect(publicResponse.status == 200)
             let seen = try #require(EchoedRequest(publicResponse))
             #expect(seen.target == "/public/page?x=1")
             #expect(seen.values("X-User-Id").isEmpty)
+            let publicId = try #require(publicResponse.headers[HTTPField.Name("X-Request-Id")!])
+            #expect(gatehouse.logs.text.contains("request_id=\(publicId) served=fast_path"))
 
             let signup = try await api.signup("proxy@example.com", Self.password)
             let token = try #require(signup.sessionToken())
@@ -71,12 +90,14 @@ struct ReverseProxyTests {
             #expect(upstream.values("X-Request-Id") == [requestId])
             #expect(requestId.count == 32)
             #expect(response.setCookies == ["upstream=1; Path=/"])
+            // The suite's other tests rely on this: with Redis the fast path forwarded it.
+            #expect(gatehouse.logs.text.contains("request_id=\(requestId) served=\(sessions.servedProtected)"))
         }
     }
 
-    @Test("without a session: 302 to the login page with rd for browsers, 401 JSON for everything else")
-    func unauthenticated() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("without a session: 302 to the login page with rd for browsers, 401 JSON for everything else", arguments: SessionBackend.allCases)
+    func unauthenticated(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
             let browser = try await api.request(.get, "/app/page?x=1", headers: ["Accept": "text/html,application/xhtml+xml"])
             #expect(browser.status == 302)
             #expect(browser.headers[HTTPField.Name("Location")!] == "/auth/login?rd=/app/page%3Fx%3D1")
@@ -90,9 +111,9 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("client-sent identity headers never reach the upstream, in any spelling, on any route")
-    func spoofedIdentity() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("client-sent identity headers never reach the upstream, in any spelling, on any route", arguments: SessionBackend.allCases)
+    func spoofedIdentity(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
             let token = try #require(try await api.signup("spoof@example.com", Self.password).sessionToken())
             let spoofs = [
                 "X-User-Id": "admin", "x-user-id": "admin2", "X_User_Id": "admin3", "X-USER-ID": "admin4", "x_user_id": "admin5",
@@ -111,9 +132,9 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("identity header names are configurable, and client copies of the configured names are removed")
-    func configurableIdentityNames() async throws {
-        try await TestGatehouse.withUpstream(configure: { $0.identityHeaders = IdentityHeaderNames(userId: "X-Auth-User", email: "X-Auth-Mail") }) { api, _, _ in
+    @Test("identity header names are configurable, and client copies of the configured names are removed", arguments: SessionBackend.allCases)
+    func configurableIdentityNames(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions, configure: { $0.identityHeaders = IdentityHeaderNames(userId: "X-Auth-User", email: "X-Auth-Mail") }) { api, _, _ in
             let signup = try await api.signup("names@example.com", Self.password)
             let token = try #require(signup.sessionToken())
             let response = try await api.request(.get, "/app/x", cookie: token, headers: ["X_Auth_User": "admin", "x-auth-mail": "root@example.com"])
@@ -156,9 +177,9 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("strip_prefix and an upstream base path combine")
-    func stripPrefix() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("strip_prefix and an upstream base path combine", arguments: SessionBackend.allCases)
+    func stripPrefix(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
             let token = try #require(try await api.signup("strip@example.com", Self.password).sessionToken())
             let upstream = try #require(EchoedRequest(try await api.request(.get, "/api/users?page=2", cookie: token)))
             #expect(upstream.target == "/v2/users?page=2")
@@ -180,9 +201,9 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("hop-by-hop headers are stripped both ways")
-    func hopByHop() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("hop-by-hop headers are stripped both ways", arguments: SessionBackend.allCases)
+    func hopByHop(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
             let response = try await api.request(.get, "/public/x", headers: ["Connection": "X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=1", "TE": "trailers", "X-Fine": "yes"])
             let upstream = try #require(EchoedRequest(response))
             #expect(upstream.values("X-Secret").isEmpty)
@@ -234,9 +255,9 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("a login-redirect round trip lands back on the page")
-    func loginRoundTrip() async throws {
-        try await TestGatehouse.withUpstream { api, _, _ in
+    @Test("a login-redirect round trip lands back on the page", arguments: SessionBackend.allCases)
+    func loginRoundTrip(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
             _ = try await api.signup("trip@example.com", Self.password)
             let first = try await api.request(.get, "/app/reports?year=2026", headers: ["Accept": "text/html"])
             #expect(first.status == 302)

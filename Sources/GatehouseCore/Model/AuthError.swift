@@ -60,4 +60,10 @@ public struct AuthError: Error, Sendable, Equatable {
 
     /// 500: something failed that the client cannot fix; details go to the log only.
     public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
+
+    /// 502: the upstream could not be reached, or reset the exchange before answering.
+    public static let upstreamUnavailable = AuthError(status: 502, code: "upstream_unavailable", message: "The upstream could not be reached.")
+
+    /// 504: the upstream did not answer within `proxy.response_timeout`.
+    public static let upstreamTimeout = AuthError(status: 504, code: "upstream_timeout", message: "The upstream did not answer in time.")
 }

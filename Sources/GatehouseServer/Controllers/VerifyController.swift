@@ -19,11 +19,7 @@ struct VerifyController: Sendable {
     func identity(_ request: Request, context: GatehouseRequestContext) async -> HTTPFields? {
         do {
             guard case .authenticated(let user, _) = try await gateway.authenticator.authenticate(request) else { return nil }
-            var fields = HTTPFields()
-            fields[HTTPField.Name(gateway.configuration.identityHeaders.userId)!] = user.id
-            fields[HTTPField.Name(gateway.configuration.identityHeaders.email)!] = user.email
-            fields[.cacheControl] = "no-store"
-            return fields
+            return gateway.identityFields.verifyAnswer(ForwardedIdentity(userId: user.id, email: user.email))
         } catch {
             context.logger.error("session check failed; refusing", metadata: ["error": "\(error)"])
             return nil

@@ -16,6 +16,8 @@ struct Gateway: Sendable {
     let upstreams: [String: UpstreamTarget]
     let redirects: RedirectValidator
     let client: HTTPClient
+    /// The identity header names, validated once.
+    let identityFields: IdentityFields
 
     init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient) {
         self.configuration = configuration
@@ -24,6 +26,7 @@ struct Gateway: Sendable {
         self.upstreams = configuration.upstreams.compactMapValues(UpstreamTarget.init)
         self.redirects = RedirectValidator(allowedHosts: configuration.allowedRedirectHosts)
         self.client = client
+        self.identityFields = IdentityFields(configuration.identityHeaders)
     }
 
     /// Where a request to a proxied path goes, decided once for plain HTTP and WebSockets.
@@ -37,12 +40,24 @@ struct Gateway: Sendable {
         /// The route needs a session and there is none.
         case unauthenticated
         /// Forward to `upstream` at `path` (normalised, prefix stripped) with `query`, as `user`.
-        case forward(upstream: UpstreamTarget, path: String, query: Substring, user: User?)
+        case forward(upstream: UpstreamTarget, path: String, query: Substring, user: ForwardedIdentity?)
     }
 
-    /// Routes a request target (path and query): normalisation, the route table, the route's
-    /// policy. Store errors propagate, so a failure never forwards anything (I5).
-    func route(target: String, authority: String?, headers: HTTPFields) async throws -> Routing {
+    /// Where a request target goes before any session is looked at.
+    enum Resolution {
+        /// One of Gatehouse's own paths: not proxied.
+        case reserved
+        /// A path no route may see (400).
+        case invalidPath
+        /// No route matches (404).
+        case noRoute
+        /// `route` matches; its upstream gets `path` (normalised, prefix stripped) and `query`.
+        case matched(route: RouteConfiguration, upstream: UpstreamTarget, path: String, query: Substring)
+    }
+
+    /// Resolves a request target (path and query): normalisation and the route table. Pure,
+    /// so the event-loop fast path and the middleware route alike.
+    func resolve(target: String, authority: String?) -> Resolution {
         let queryStart = target.firstIndex(of: "?") ?? target.endIndex
         let rawPath = target[..<queryStart]
         if Self.isReserved(rawPath) { return .reserved }
@@ -50,12 +65,24 @@ struct Gateway: Sendable {
         guard case .success(let path) = PathNormalizer.normalize(rawPath) else { return .invalidPath }
         if Self.isReserved(path) { return .reserved }
         guard let route = routes.match(host: authority, path: path), let upstream = upstreams[route.upstream] else { return .noRoute }
-        var user: User?
-        if route.auth == .required {
-            guard case .authenticated(let found, _) = try await authenticator.authenticate(headers: headers) else { return .unauthenticated }
-            user = found
+        return .matched(route: route, upstream: upstream, path: RouteTable.forwardedPath(path, route: route), query: target[queryStart...])
+    }
+
+    /// Routes a request: ``resolve(target:authority:)``, then the route's policy. Store errors
+    /// propagate, so a failure never forwards anything (I5).
+    func route(target: String, authority: String?, headers: HTTPFields) async throws -> Routing {
+        switch resolve(target: target, authority: authority) {
+        case .reserved: return .reserved
+        case .invalidPath: return .invalidPath
+        case .noRoute: return .noRoute
+        case .matched(let route, let upstream, let path, let query):
+            var user: ForwardedIdentity?
+            if route.auth == .required {
+                guard case .authenticated(let found, _) = try await authenticator.authenticate(headers: headers) else { return .unauthenticated }
+                user = ForwardedIdentity(userId: found.id, email: found.email)
+            }
+            return .forward(upstream: upstream, path: path, query: query, user: user)
         }
-        return .forward(upstream: upstream, path: RouteTable.forwardedPath(path, route: route), query: target[queryStart...], user: user)
     }
 
     /// Paths Gatehouse answers itself; never proxied.
@@ -108,6 +135,8 @@ struct UpstreamTarget: Sendable {
     let host: String
     let port: Int
     let basePath: String
+    /// `host:port`, the key of a connection pool.
+    let address: String
 
     init?(_ url: String) {
         guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return nil }
@@ -115,6 +144,7 @@ struct UpstreamTarget: Sendable {
         self.host = host
         self.port = components.port ?? (scheme == "https" ? 443 : 80)
         self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
+        self.address = "\(host):\(port)"
     }
 
     func url(path: String, query: Substring) -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import HTTPTypes
+import NIOHTTP1
 
 /// Header rewriting for forwarded requests and responses: pure functions, unit-tested
 /// without sockets.
@@ -32,7 +33,7 @@ enum ProxyHeaders {
     /// Security invariants enforced here: every client-sent identity header is dropped
     /// (before Gatehouse's own are added), and Gatehouse's session cookie never leaves.
     static func upstreamRequest(
-        _ incoming: HTTPFields, identity: IdentityHeaderNames, user: User?, cookieName: String,
+        _ incoming: HTTPFields, identity: IdentityHeaderNames, user: ForwardedIdentity?, cookieName: String,
         client: ForwardingContext
     ) -> HTTPFields {
         var fields = HTTPFields()
@@ -51,16 +52,55 @@ enum ProxyHeaders {
         if let host = client.host { fields[.xForwardedHost] = host }
         fields[.xRequestId] = client.requestId
         if let user {
-            fields[HTTPField.Name(identity.userId)!] = user.id
+            fields[HTTPField.Name(identity.userId)!] = user.userId
             fields[HTTPField.Name(identity.email)!] = user.email
         }
         return fields
+    }
+
+    /// `fields` as HTTP/1 headers for an upstream, with `Host` first; the framing of the
+    /// forwarded body is the client library's.
+    static func http1Headers(_ fields: HTTPFields, host: String?) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 1)
+        if let host { headers.add(name: "Host", value: host) }
+        for field in fields where field.name != .contentLength { headers.add(name: field.name.rawName, value: field.value) }
+        return headers
     }
 
     /// The response headers the client receives from an upstream answer.
     static func clientResponse(_ upstream: HTTPFields, requestId: String) -> HTTPFields {
         var fields = removingHopByHop(upstream)
         fields[.xRequestId] = requestId
+        return fields
+    }
+}
+
+/// Whose request is forwarded: the values of the identity headers.
+struct ForwardedIdentity: Sendable, Equatable {
+    let userId: String
+    let email: String
+}
+
+/// The identity header names of the configuration, validated once, and the answer a verify
+/// endpoint gives for a live session.
+struct IdentityFields: Sendable {
+    let userId: HTTPField.Name
+    let email: HTTPField.Name
+
+    init(_ names: IdentityHeaderNames) {
+        // Configuration loading has validated both names as header field names.
+        userId = HTTPField.Name(names.userId)!
+        email = HTTPField.Name(names.email)!
+    }
+
+    /// `200` fields of `/auth/verify` and `/auth/forward`: the identity, never cached (I5).
+    func verifyAnswer(_ user: ForwardedIdentity, reservingCapacity extra: Int = 0) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(3 + extra)
+        fields[userId] = user.userId
+        fields[email] = user.email
+        fields[.cacheControl] = "no-store"
         return fields
     }
 }
@@ -96,9 +136,11 @@ struct ForwardingContext: Sendable {
         }
     }
 
+    /// 16 random bytes in hex, from two draws of the system generator (one system call each).
     static func newRequestId() -> String {
         var generator = SystemRandomNumberGenerator()
-        return TokenHash.hex((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let (high, low) = (generator.next(), generator.next())
+        return TokenHash.hex((0..<16).map { index in UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> (UInt64(index % 8) * 8)) })
     }
 }
 

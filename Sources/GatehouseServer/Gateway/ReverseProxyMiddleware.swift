@@ -34,7 +34,7 @@ struct ReverseProxyMiddleware: RouterMiddleware {
     }
 
     func forward(
-        _ request: Request, path: String, query: Substring, upstream: UpstreamTarget, user: User?, forwarding: ForwardingContext, context: Context
+        _ request: Request, path: String, query: Substring, upstream: UpstreamTarget, user: ForwardedIdentity?, forwarding: ForwardingContext, context: Context
     ) async throws -> Response {
         var outgoing = HTTPClientRequest(url: upstream.url(path: path, query: query))
         outgoing.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
@@ -43,10 +43,7 @@ struct ReverseProxyMiddleware: RouterMiddleware {
             request.headers, identity: gateway.configuration.identityHeaders, user: user,
             cookieName: gateway.configuration.cookie.name, client: forwarding
         )
-        var headers = HTTPHeaders()
-        if let authority = request.head.authority { headers.add(name: "Host", value: authority) }
-        for field in fields where field.name != .contentLength { headers.add(name: field.name.rawName, value: field.value) }
-        outgoing.headers = headers
+        outgoing.headers = ProxyHeaders.http1Headers(fields, host: request.head.authority)
         if let length = request.headers[.contentLength].flatMap(Int64.init) {
             outgoing.body = .stream(request.body, length: .known(length))
         } else if request.headers[.transferEncoding] != nil {
@@ -72,9 +69,6 @@ struct ReverseProxyMiddleware: RouterMiddleware {
         echo[.xRequestId] = forwarding.requestId
         let timedOut = (error as? HTTPClientError).map { $0 == .deadlineExceeded || $0 == .readTimeout } ?? false
         context.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(forwarding.requestId)"])
-        if timedOut {
-            return .error(AuthError(status: 504, code: "upstream_timeout", message: "The upstream did not answer in time."), headers: echo)
-        }
-        return .error(AuthError(status: 502, code: "upstream_unavailable", message: "The upstream could not be reached."), headers: echo)
+        return .error(timedOut ? .upstreamTimeout : .upstreamUnavailable, headers: echo)
     }
 }

@@ -122,21 +122,18 @@ public func buildApplication(
     let authenticator = SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie)
     let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient)
     let webSockets = WebSocketProxy(gateway: gateway)
-    let fastPath = dependencies.localCache.map {
-        VerifyFastPathHandler.Settings(
-            cache: $0, cookieName: configuration.cookie.name,
-            userIdHeader: HTTPField.Name(configuration.identityHeaders.userId)!, emailHeader: HTTPField.Name(configuration.identityHeaders.email)!
-        )
-    }
+    // Client and upstream connections share the server's event loops (the singleton group).
+    let upstreamPool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)
+    let fastPath = FastPathHandler.Settings(cache: dependencies.localCache, gateway: gateway, upstreams: upstreamPool, logger: logger)
     return Application(
         router: buildRouter(dependencies, gateway: gateway),
         server: .http1WebSocketUpgrade(
-            configuration: .init(http1: .init(additionalChannelHandlers: fastPath.map { [VerifyFastPathHandler(settings: $0)] } ?? []))
+            configuration: .init(http1: .init(additionalChannelHandlers: [FastPathHandler(settings: fastPath)]))
         ) { head, channel, logger in
             try await webSockets.shouldUpgrade(head, channel: channel, logger: logger)
         },
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
-        services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient)],
+        services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient), upstreamPool],
         onServerRunning: { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"
             logger.notice("listening", metadata: ["address": "\(address)"])

@@ -1,10 +1,13 @@
+import AsyncHTTPClient
 import GatehouseCore
 import GatehouseStore
 import GatehouseTestSupport
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
+import NIOPosix
 import Testing
 
 @testable import GatehouseServer
@@ -20,14 +23,16 @@ private final class ReadCounter: ChannelOutboundHandler {
     }
 }
 
-@Suite("Verify fast path handler on an embedded channel")
-struct VerifyFastPathHandlerTests {
+@Suite("Fast path handler on an embedded channel")
+struct FastPathHandlerTests {
     /// A handler whose cache belongs to no loop of this channel, so every request goes on.
-    static func handler(in directory: TemporaryDirectory) throws -> VerifyFastPathHandler {
+    static func handler(in directory: TemporaryDirectory) throws -> FastPathHandler {
         let configuration = TestGatehouse.configuration(in: directory) { $0.redis.url = "redis://127.0.0.1:1" }
         let dependencies = try GatehouseDependencies.open(configuration)
         let cache = try #require(dependencies.localCache)
-        return VerifyFastPathHandler(settings: .init(cache: cache, cookieName: "gatehouse_session", userIdHeader: .init("X-User-Id")!, emailHeader: .init("X-User-Email")!))
+        let gateway = Gateway(configuration: configuration, authenticator: SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie), client: .shared)
+        let pool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)
+        return FastPathHandler(settings: .init(cache: cache, gateway: gateway, upstreams: pool, logger: Logger(label: "test")))
     }
 
     @Test("no reading while the client does not read its answers (a pipelining client cannot grow the buffers)")
@@ -68,10 +73,10 @@ struct VerifyFastPathHandlerTests {
     @Test("only /auth/verify and /auth/forward, with or without a query, are fast-path paths")
     func verifyPaths() {
         for path in ["/auth/verify", "/auth/verify?x=1", "/auth/forward", "/auth/forward?"] {
-            #expect(VerifyFastPathHandler.isVerifyPath(path), "\(path)")
+            #expect(FastPathHandler.isVerifyPath(path), "\(path)")
         }
         for path in ["/auth/verifyx", "/auth/verify/", "/auth/forwarded", "/auth/me", "/", "/app/auth/verify"] {
-            #expect(!VerifyFastPathHandler.isVerifyPath(path), "\(path)")
+            #expect(!FastPathHandler.isVerifyPath(path), "\(path)")
         }
     }
 }

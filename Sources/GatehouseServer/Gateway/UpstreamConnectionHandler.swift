@@ -1,0 +1,233 @@
+import GatehouseCore
+import NIOCore
+import NIOHTTP1
+
+/// The client side of an event-loop proxy exchange: told, on the shared event loop, what the
+/// upstream answers.
+protocol UpstreamResponder: AnyObject {
+    /// A part of the upstream's final response (interim 1xx responses are not reported).
+    func upstreamResponse(_ part: HTTPClientResponsePart)
+    /// The end of a batch of reads from the upstream: time to flush.
+    func upstreamReadComplete()
+    /// The exchange failed; nothing more will be reported.
+    func upstreamFailed(_ failure: UpstreamFailure)
+    /// Whether the client takes more bytes now; while it does not, the upstream is not read.
+    var takesResponseBytes: Bool { get }
+}
+
+/// How an upstream exchange failed.
+enum UpstreamFailure: Error, Equatable {
+    /// No response head within `proxy.response_timeout`, or no body bytes within `proxy.idle_timeout`.
+    case timedOut
+    /// The connection closed or failed before a response head arrived.
+    case closedBeforeResponse
+    /// The connection closed or failed in the middle of the response.
+    case closedInResponse
+    /// The upstream answered something a proxy cannot relay (a `101` to a plain request).
+    case invalidResponse
+}
+
+/// One keep-alive HTTP/1 connection to an upstream, owned by a ``LoopUpstreamPool``: it
+/// carries one exchange at a time for an ``UpstreamResponder`` and goes back to the pool when
+/// the response ended and both sides keep the connection alive.
+///
+/// Bounded memory: while the responder's client does not take bytes, the upstream is not read.
+final class UpstreamConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        /// In the pool, or between exchanges.
+        case idle
+        /// The request is sent; no response head yet.
+        case awaitingHead
+        /// The response head was relayed; body parts follow.
+        case streaming
+        /// Closed: never used again.
+        case closed
+    }
+
+    let address: String
+    private let pool: LoopUpstreamPool
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    private var responder: (any UpstreamResponder)?
+    private var keepAlive = true
+    /// An interim (1xx) response is being skipped.
+    private var skippingInterim = false
+    private var timer: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
+    private var readHeld = false
+
+    init(address: String, pool: LoopUpstreamPool) {
+        self.address = address
+        self.pool = pool
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Sends a bodiless request; the response goes to `responder`. A connection that closed
+    /// meanwhile reports ``UpstreamFailure/closedBeforeResponse`` at once.
+    func send(_ head: HTTPRequestHead, to responder: any UpstreamResponder) {
+        guard let context, state == .idle, context.channel.isActive else {
+            responder.upstreamFailed(.closedBeforeResponse)
+            return
+        }
+        self.responder = responder
+        state = .awaitingHead
+        keepAlive = head.isKeepAlive
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        schedule(in: pool.configuration.responseTimeout)
+    }
+
+    /// The client went away: the response is not wanted, and the connection cannot be reused.
+    func abandon() {
+        responder = nil
+        close()
+    }
+
+    /// The client takes bytes again.
+    func resumeReading() {
+        guard readHeld, let context else { return }
+        readHeld = false
+        context.read()
+    }
+
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        cancelTimer()
+        context?.close(promise: nil)
+    }
+
+    // MARK: Pool
+
+    /// Idle in the pool, closing after `idleFor` unless taken.
+    func enterPool(closingAfter idleFor: TimeAmount) {
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: idleFor) { self.close() }
+    }
+
+    func leavePool() {
+        cancelTimer()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head):
+            if head.status.code < 200, head.status != .switchingProtocols {
+                skippingInterim = true
+                return
+            }
+            guard state == .awaitingHead, let responder else { return close() }
+            guard head.status != .switchingProtocols else { return fail(.invalidResponse) }
+            keepAlive = keepAlive && head.isKeepAlive
+            state = .streaming
+            lastActivity = .now()
+            cancelTimer()
+            schedule(in: pool.configuration.idleTimeout)
+            responder.upstreamResponse(part)
+        case .body:
+            guard state == .streaming, let responder else { return close() }
+            lastActivity = .now()
+            responder.upstreamResponse(part)
+        case .end:
+            if skippingInterim {
+                skippingInterim = false
+                return
+            }
+            guard state == .streaming, let responder else { return close() }
+            self.responder = nil
+            state = .idle
+            cancelTimer()
+            // Back to the pool before the responder goes on, so its next request can reuse it.
+            if keepAlive, context.channel.isActive {
+                pool.release(self)
+            } else {
+                close()
+            }
+            responder.upstreamResponse(part)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        responder?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let wasStreaming = state == .streaming
+        state = .closed
+        cancelTimer()
+        pool.remove(self)
+        if let responder {
+            self.responder = nil
+            responder.upstreamFailed(wasStreaming ? .closedInResponse : .closedBeforeResponse)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset or a response that cannot be parsed: channelInactive reports it.
+        close()
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        if let responder, !responder.takesResponseBytes {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Timers
+
+    private func fail(_ failure: UpstreamFailure) {
+        let responder = self.responder
+        self.responder = nil
+        close()
+        responder?.upstreamFailed(failure)
+    }
+
+    private func schedule(in amount: Duration) {
+        guard let context else { return }
+        let nanoseconds = amount.milliseconds * 1_000_000
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { self.timerFired() }
+    }
+
+    /// The response timeout while awaiting the head; the idle timeout while streaming, which
+    /// body bytes push back.
+    private func timerFired() {
+        switch state {
+        case .awaitingHead:
+            fail(.timedOut)
+        case .streaming:
+            let idle = pool.configuration.idleTimeout
+            let due = lastActivity + .nanoseconds(idle.milliseconds * 1_000_000)
+            if due <= .now() {
+                fail(.timedOut)
+            } else if let context {
+                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { self.timerFired() }
+            }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    private func cancelTimer() {
+        timer?.cancel()
+        timer = nil
+    }
+}

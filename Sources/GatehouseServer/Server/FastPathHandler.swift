@@ -1,0 +1,428 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+/// Answers the hot requests on the event loop and passes every other request to Hummingbird
+/// untouched (SPEC §3). It sits after HTTP decoding and before Hummingbird in every HTTP/1
+/// connection, and answers two kinds of request:
+/// - `GET|HEAD /auth/verify` and `/auth/forward` for a live session: `200` + identity;
+/// - `GET|HEAD` without a body on a proxied route over plain HTTP, forwarded on a keep-alive
+///   connection of this loop's ``LoopUpstreamPool`` (a route with `auth: required` only for a
+///   live session).
+///
+/// A session is live when the loop's ``LoopSessionCache`` holds it, one Redis GET on the
+/// loop's own connection finds it, or (when Redis cannot be asked) one SQLite read on a
+/// thread pool does. Anything else (no cookie, a rejected or unknown session, several session
+/// cookies, a body, a `Connection` header other than `keep-alive`, `Upgrade`, an `https`
+/// upstream) goes to Hummingbird, whose controllers and ``ReverseProxyMiddleware`` decide
+/// exactly as they would without this handler. Fail closed (I5): the only 2xx written for a
+/// verify carries `X-User-Id`, and a request to an `auth: required` route is forwarded only
+/// with the identity of a live session, set after every client-sent spelling was removed.
+///
+/// HTTP/1 order: a request is taken here only when Hummingbird has finished every response on
+/// the connection, and while its answer is pending (a session lookup, an upstream exchange)
+/// later requests are held and reading is paused, so responses leave in the order requests came.
+final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// What every connection's handler needs; built once per server.
+    struct Settings: Sendable {
+        /// The in-process session cache; without it every session check goes to Hummingbird.
+        let cache: LocalSessionCache?
+        let gateway: Gateway
+        let upstreams: UpstreamConnectionPool
+        let logger: Logger
+    }
+
+    /// Where the parts of the request being read go.
+    private enum Disposition {
+        /// To Hummingbird.
+        case hummingbird
+        /// Nowhere: answered here.
+        case answered
+        /// Taken here, answer not complete: later input is held.
+        case pending
+    }
+
+    /// What a request taken here asks for.
+    private enum Plan {
+        case verify
+        case proxy(ProxyPlan)
+    }
+
+    private struct ProxyPlan {
+        let upstream: UpstreamTarget
+        let path: String
+        let query: Substring
+    }
+
+    /// An upstream exchange in progress.
+    private struct Exchange {
+        let request: HTTPRequestHead
+        let requestId: String
+        let method: HTTPRequest.Method
+        let path: Substring
+        let upstream: UpstreamTarget
+        let started: ContinuousClock.Instant
+        var connection: UpstreamConnectionHandler?
+        var reused = false
+        var status: Int?
+    }
+
+    private let settings: Settings
+    private var context: ChannelHandlerContext?
+    private var cache: LoopSessionCache?
+    private var pool: LoopUpstreamPool?
+    private var disposition = Disposition.hummingbird
+    /// Requests given to Hummingbird whose response has not ended yet.
+    private var inHummingbird = 0
+    /// What arrived while a request was pending, in order: parts, and the events and errors
+    /// that must not overtake its answer (a half-close, a quiesce, a parse error).
+    private enum Held {
+        case part(HTTPRequestPart)
+        case event(Any)
+        case error(any Error)
+    }
+
+    private var held = CircularBuffer<Held>()
+    /// The head and plan of a request waiting for its session lookup.
+    private var candidate: (head: HTTPRequest, plan: Plan)?
+    private var exchange: Exchange?
+    private var readWanted = false
+    private var active = true
+    private var date: (second: Int64, text: String) = (0, "")
+    private lazy var peerAddress = context?.channel.remoteAddress?.ipAddress ?? "unknown"
+
+    init(settings: Settings) {
+        self.settings = settings
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        cache = settings.cache?.cache(for: context.eventLoop)
+        pool = settings.upstreams.pool(for: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active = false
+        if let connection = exchange?.connection {
+            exchange = nil
+            connection.abandon()
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if disposition == .pending {
+            held.append(.part(part))
+        } else {
+            route(part, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if disposition == .pending {
+            held.append(.event(event))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if disposition == .pending {
+            held.append(.error(error))
+        } else {
+            context.fireErrorCaught(error)
+        }
+    }
+
+    private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            guard inHummingbird == 0, let (plan, session) = plan(for: head) else { return pass(head, context: context) }
+            disposition = .pending
+            if let session, let cache {
+                candidate = (head, plan)
+                decide(session, cache: cache, context: context)
+            } else if case .proxy(let proxy) = plan {
+                forward(head, plan: proxy, user: nil, context: context)
+            }
+        case .body, .end:
+            if disposition == .hummingbird { context.fireChannelRead(wrapInboundOut(part)) }
+        }
+    }
+
+    private func pass(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        disposition = .hummingbird
+        inHummingbird += 1
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    /// What this handler would do with a request and the session it must check first, or
+    /// `nil` for Hummingbird. A verify, or a route with `auth: required`, is only taken with
+    /// one well-formed session cookie and the in-process cache to check it in.
+    private func plan(for head: HTTPRequest) -> (Plan, session: TokenHash?)? {
+        guard head.method == .get || head.method == .head, let path = head.path else { return nil }
+        let fields = head.headerFields
+        guard fields[.transferEncoding] == nil, fields[.contentLength] == nil || fields[.contentLength] == "0",
+            fields[.connection].map({ $0.lowercased() == "keep-alive" }) ?? true, fields[.upgrade] == nil
+        else { return nil }
+        if Self.isVerifyPath(path) {
+            guard cache != nil, let session = sessionToken(head) else { return nil }
+            return (.verify, session)
+        }
+        guard pool != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
+            upstream.scheme == "http"
+        else { return nil }
+        let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query))
+        guard route.auth == .required else { return (plan, nil) }
+        guard cache != nil, let session = sessionToken(head) else { return nil }
+        return (plan, session)
+    }
+
+    /// The token hash of the request's one well-formed session cookie, or `nil` (several
+    /// cookies of the name: the controller tries each in order).
+    private func sessionToken(_ head: HTTPRequest) -> TokenHash? {
+        let presented = CookieHeader.values(named: settings.gateway.configuration.cookie.name, in: head.headerFields[values: .cookie])
+        guard presented.count == 1, let token = SessionToken(cookieValue: presented[0]) else { return nil }
+        return token.hash
+    }
+
+    static func isVerifyPath(_ path: String) -> Bool {
+        for endpoint in ["/auth/verify", "/auth/forward"] where path.hasPrefix(endpoint) {
+            let rest = path.utf8.dropFirst(endpoint.utf8.count)
+            if rest.isEmpty || rest.first == UInt8(ascii: "?") { return true }
+        }
+        return false
+    }
+
+    /// Looks the session up: from memory after the current batch of reads, so that an
+    /// invalidation already received by this loop is applied first; else from Redis or SQLite.
+    private func decide(_ tokenHash: TokenHash, cache: LoopSessionCache, context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().execute {
+            let now = Timestamp.milliseconds(Date())
+            if let identity = cache.lookup(tokenHash, nowMilliseconds: now) {
+                self.resolve(identity, context: context)
+            } else {
+                // Redis (one GET on this loop's connection) while it can be asked, else SQLite.
+                let load = cache.canLoad ? cache.load(tokenHash, nowMilliseconds: now) : cache.loadFromDatabase(tokenHash, nowMilliseconds: now)
+                load.assumeIsolated().whenComplete { result in
+                    self.resolve(try? result.get(), context: context)
+                }
+            }
+        }
+    }
+
+    /// Acts on a session lookup: answer or forward for a live session, else Hummingbird decides.
+    private func resolve(_ identity: CachedIdentity?, context: ChannelHandlerContext) {
+        guard active, let (head, plan) = candidate else { return }
+        candidate = nil
+        switch (plan, identity) {
+        case (.verify, let identity?):
+            writeIdentity(identity, context: context)
+            finish(context: context)
+        case (.proxy(let proxy), let identity?):
+            forward(head, plan: proxy, user: ForwardedIdentity(userId: identity.userId, email: identity.email), context: context)
+        case (_, nil):
+            pass(head, context: context)
+            finish(context: context)
+        }
+    }
+
+    /// The pending request is answered (or handed on): replay what was held behind it.
+    private func finish(context: ChannelHandlerContext) {
+        if disposition == .pending { disposition = .answered }
+        while disposition != .pending, let next = held.popFirst() {
+            switch next {
+            case .part(let part): route(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
+        }
+        if disposition != .pending {
+            context.fireChannelReadComplete()
+            readIfWanted(context: context)
+        }
+    }
+
+    private func writeIdentity(_ identity: CachedIdentity, context: ChannelHandlerContext) {
+        var fields = settings.gateway.identityFields.verifyAnswer(ForwardedIdentity(userId: identity.userId, email: identity.email), reservingCapacity: 2)
+        fields[.contentLength] = "0"
+        fields[.date] = currentDate()
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func currentDate() -> String {
+        let second = Int64(Date().timeIntervalSince1970)
+        if second != date.second { date = (second, HTTPDate.imfFixdate(secondsSince1970: second)) }
+        return date.text
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        // Backpressure: no more reading while a request waits for its answer, or while the
+        // client is not reading the answers it has (a pipelining client cannot grow our buffers).
+        if disposition == .pending || !context.channel.isWritable {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        readIfWanted(context: context)
+        if context.channel.isWritable { exchange?.connection?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func readIfWanted(context: ChannelHandlerContext) {
+        guard readWanted, disposition != .pending, context.channel.isWritable else { return }
+        readWanted = false
+        context.read()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { inHummingbird = max(0, inHummingbird - 1) }
+        context.write(data, promise: promise)
+    }
+}
+
+// MARK: Proxy
+
+extension FastPathHandler: UpstreamResponder {
+    /// Forwards a bodiless request as `user` (identity headers stripped in every spelling,
+    /// then set from the session: I5), with the same header rules as ``ReverseProxyMiddleware``.
+    private func forward(_ head: HTTPRequest, plan: ProxyPlan, user: ForwardedIdentity?, context: ChannelHandlerContext) {
+        let configuration = settings.gateway.configuration
+        let forwarding = ForwardingContext(peer: peerAddress, headers: head.headerFields, authority: head.authority, trustedProxies: configuration.trustedProxies)
+        let fields = ProxyHeaders.upstreamRequest(
+            head.headerFields, identity: configuration.identityHeaders, user: user, cookieName: configuration.cookie.name, client: forwarding
+        )
+        let target = head.path ?? "/"
+        let request = HTTPRequestHead(
+            version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: plan.upstream.basePath + plan.path + plan.query,
+            headers: ProxyHeaders.http1Headers(fields, host: head.authority ?? plan.upstream.address)
+        )
+        exchange = Exchange(
+            request: request, requestId: forwarding.requestId, method: head.method, path: target.prefix { $0 != "?" },
+            upstream: plan.upstream, started: .now
+        )
+        connect(context: context)
+    }
+
+    private func connect(context: ChannelHandlerContext) {
+        guard let pool, let upstream = exchange?.upstream else { return }
+        pool.withConnection(to: upstream) { result, reused in
+            guard self.active, self.exchange != nil else {
+                if case .success(let connection) = result { connection.abandon() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                self.exchange?.connection = connection
+                self.exchange?.reused = reused
+                connection.send(self.exchange!.request, to: self)
+            case .failure(let error):
+                self.answerFailure(.closedBeforeResponse, error: error, context: context)
+            }
+        }
+    }
+
+    var takesResponseBytes: Bool { context?.channel.isWritable ?? false }
+
+    func upstreamResponse(_ part: HTTPClientResponsePart) {
+        guard let context, exchange != nil else { return }
+        switch part {
+        case .head(let head):
+            exchange?.status = Int(head.status.code)
+            var response = HTTPResponse(
+                status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
+                headerFields: ProxyHeaders.clientResponse(HTTPFields(head.headers, splitCookie: false), requestId: exchange!.requestId)
+            )
+            if response.headerFields[.date] == nil { response.headerFields[.date] = currentDate() }
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+        case .end:
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            logExchange(status: exchange?.status ?? 0)
+            exchange = nil
+            finish(context: context)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamFailed(_ failure: UpstreamFailure) {
+        guard let context, let current = exchange else { return }
+        if current.status != nil {
+            // Part of the response is out: the client can only learn of the failure by the close.
+            settings.logger.warning("upstream failed mid-response", metadata: ["error": "\(failure)", "request_id": "\(current.requestId)"])
+            exchange = nil
+            context.close(promise: nil)
+        } else if failure == .closedBeforeResponse, current.reused {
+            // A kept-alive connection the upstream closed as it was taken: GET and HEAD are
+            // idempotent, so once more on a new connection.
+            // The failed connection has left the pool, so the pool opens a new one once no
+            // other idle connection is left.
+            exchange?.connection = nil
+            exchange?.reused = false
+            connect(context: context)
+        } else {
+            answerFailure(failure, error: failure, context: context)
+        }
+    }
+
+    /// 504 when the upstream was too slow, else 502; JSON, never a hang.
+    private func answerFailure(_ failure: UpstreamFailure, error: any Error, context: ChannelHandlerContext) {
+        guard let current = exchange else { return }
+        settings.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(current.requestId)"])
+        let authError: AuthError = failure == .timedOut ? .upstreamTimeout : .upstreamUnavailable
+        let body = ByteBuffer(string: authError.json.string)
+        var fields = HTTPFields()
+        fields.reserveCapacity(5)
+        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.cacheControl] = "no-store"
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.xRequestId] = current.requestId
+        fields[.date] = currentDate()
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: authError.status), headerFields: fields))), promise: nil)
+        if current.method != .head { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        logExchange(status: authError.status)
+        exchange = nil
+        finish(context: context)
+    }
+
+    /// The per-request line ``APIErrorMiddleware`` writes for Hummingbird's answers.
+    private func logExchange(status: Int) {
+        guard settings.logger.logLevel <= .info, let current = exchange else { return }
+        settings.logger.info(
+            "request",
+            metadata: [
+                "method": "\(current.method)", "path": "\(current.path)", "status": "\(status)",
+                "ms": "\((ContinuousClock.now - current.started).milliseconds)", "request_id": "\(current.requestId)", "served": "fast_path",
+            ]
+        )
+    }
+}
