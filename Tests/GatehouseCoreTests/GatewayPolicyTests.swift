@@ -26,6 +26,22 @@ struct PathNormalizerTests {
     func refuse(raw: String) {
         #expect(PathNormalizer.normalize(raw) == .failure(.invalid))
     }
+
+    @Test("the shortcut for paths that are normal already agrees with the full normaliser on 20,000 random paths")
+    func shortcutAgrees() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("/./.ab%2e%2fe;?#\\ é~_-".utf8)
+        var shortcuts = 0
+        for _ in 0..<20_000 {
+            let bytes = [UInt8(ascii: "/")] + (0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            guard PathNormalizer.isAlreadyNormal(bytes) else { continue }
+            shortcuts += 1
+            let path = String(decoding: bytes, as: UTF8.self)
+            #expect(PathNormalizer.normalizeSegments(bytes) == .success(path), "\(path)")
+        }
+        // Enough of them took the shortcut for the comparison to mean something.
+        #expect(shortcuts > 500)
+    }
 }
 
 @Suite("Route table")

@@ -13,7 +13,31 @@ public enum PathNormalizer {
     /// other escapes upper-cased, dot segments resolved (never above the root), repeated
     /// slashes collapsed, a trailing slash kept.
     public static func normalize(_ raw: some StringProtocol) -> Result<String, Failure> {
-        let bytes = Array(raw.utf8)
+        // Most paths are normal already: answer those without taking them apart.
+        if isAlreadyNormal(raw.utf8) { return .success(String(raw)) }
+        return normalizeSegments(Array(raw.utf8))
+    }
+
+    /// Whether `normalize` would return `raw` unchanged, by a conservative check: it starts
+    /// with `/`, holds no `%`, `\`, `#`, `?`, `;`, space or control character, and no `//`
+    /// or segment starting with `.`. Anything else takes the full normaliser.
+    static func isAlreadyNormal(_ raw: some Collection<UInt8>) -> Bool {
+        guard raw.first == UInt8(ascii: "/") else { return false }
+        var previous: UInt8 = 0
+        for byte in raw {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"), UInt8(ascii: "?"), UInt8(ascii: ";"), 0..<0x21, 0x7f:
+                return false
+            default:
+                if previous == UInt8(ascii: "/"), byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".") { return false }
+                previous = byte
+            }
+        }
+        return true
+    }
+
+    /// The full normaliser: segments, escapes and dot segments.
+    static func normalizeSegments(_ bytes: [UInt8]) -> Result<String, Failure> {
         guard bytes.first == UInt8(ascii: "/") else { return .failure(.invalid) }
         var segments: [[UInt8]] = []
         var current: [UInt8] = []

@@ -4,6 +4,8 @@
 public struct RouteTable: Sendable {
     /// Routes, most specific first.
     public let routes: [RouteConfiguration]
+    /// Whether any route names a host (else the request's host is never looked at).
+    private let hasHostRoutes: Bool
 
     /// Orders `routes` for matching.
     public init(_ routes: [RouteConfiguration]) {
@@ -11,11 +13,12 @@ public struct RouteTable: Sendable {
             if left.prefix.count != right.prefix.count { return left.prefix.count > right.prefix.count }
             return (left.host != nil) && (right.host == nil)
         }
+        self.hasHostRoutes = routes.contains { $0.host != nil }
     }
 
     /// The route for a request to `host` (any case, port ignored) at the normalised `path`.
     public func match(host: String?, path: String) -> RouteConfiguration? {
-        let requestHost = host.map(Self.hostWithoutPort)?.lowercased()
+        let requestHost = hasHostRoutes ? host.map(Self.hostWithoutPort)?.lowercased() : nil
         return routes.first { route in
             if let routeHost = route.host, routeHost != requestHost { return false }
             return Self.path(path, isUnder: route.prefix)
@@ -26,8 +29,10 @@ public struct RouteTable: Sendable {
     /// `/api/x` but not `/apix`; `/public/` covers `/public` and `/public/x`.
     public static func path(_ path: String, isUnder prefix: String) -> Bool {
         if prefix == "/" { return true }
-        let bare = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-        return path == bare || path.hasPrefix(bare + "/")
+        let bare = prefix.utf8.last == UInt8(ascii: "/") ? prefix.utf8.dropLast() : prefix.utf8[...]
+        guard path.utf8.starts(with: bare) else { return false }
+        let rest = path.utf8.dropFirst(bare.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 
     /// The path to forward: the prefix removed when the route says so, never empty.

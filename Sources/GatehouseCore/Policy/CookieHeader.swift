@@ -11,19 +11,20 @@ public enum CookieHeader {
     /// Every value of the cookie `name` across `Cookie` header values, in order.
     ///
     /// Browsers may send several cookies of one name (different paths or domains); callers try each.
+    /// Works on the UTF-8 bytes: it runs for every verified and proxied request.
     public static func values(named name: String, in headers: some Sequence<String>) -> [Substring] {
         var found: [Substring] = []
         for header in headers {
-            for pair in header.split(separator: ";") {
-                let trimmed = pair.drop { $0 == " " || $0 == "\t" }
-                guard let equals = trimmed.firstIndex(of: "=") else { continue }
-                let key = trimmed[..<equals].trimmingSuffix { $0 == " " || $0 == "\t" }
-                guard key == name else { continue }
-                var value = trimmed[trimmed.index(after: equals)...].trimmingSuffix { $0 == " " || $0 == "\t" }
-                if value.count >= 2, value.first == "\"", value.last == "\"" {
-                    value = value.dropFirst().dropLast()
+            forEachPair(in: header) { key, value in
+                guard header.utf8[key].elementsEqual(name.utf8) else { return }
+                var value = value
+                let bytes = header.utf8
+                if bytes.distance(from: value.lowerBound, to: value.upperBound) >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
+                    bytes[bytes.index(before: value.upperBound)] == UInt8(ascii: "\"")
+                {
+                    value = bytes.index(after: value.lowerBound)..<bytes.index(before: value.upperBound)
                 }
-                found.append(value)
+                found.append(header[value])
             }
         }
         return found
@@ -31,13 +32,48 @@ public enum CookieHeader {
 
     /// Removes every cookie called `name` from one `Cookie` header value; `nil` when nothing is left.
     public static func removing(named name: String, from header: String) -> String? {
-        let kept = header.split(separator: ";").filter { pair in
-            let trimmed = pair.drop { $0 == " " || $0 == "\t" }
-            let key = trimmed.prefix { $0 != "=" }.trimmingSuffix { $0 == " " || $0 == "\t" }
-            return key != name
+        var kept: [Substring] = []
+        forEachPiece(in: header) { piece, key in
+            if !header.utf8[key].elementsEqual(name.utf8) { kept.append(header[piece]) }
         }
-        .map { $0.drop { $0 == " " || $0 == "\t" } }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    private static func isSpaceOrTab(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+
+    /// Calls `body` with each non-empty `;`-separated piece of `header` (leading spaces and tabs
+    /// dropped) and its key (the piece up to `=`, trailing spaces and tabs dropped).
+    private static func forEachPiece(in header: String, _ body: (_ piece: Range<String.Index>, _ key: Range<String.Index>) -> Void) {
+        let bytes = header.utf8
+        var start = bytes.startIndex
+        while true {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+            var pieceStart = start
+            while pieceStart < end, isSpaceOrTab(bytes[pieceStart]) { pieceStart = bytes.index(after: pieceStart) }
+            let equals = bytes[pieceStart..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+            var keyEnd = equals
+            while keyEnd > pieceStart, isSpaceOrTab(bytes[bytes.index(before: keyEnd)]) { keyEnd = bytes.index(before: keyEnd) }
+            // Empty pieces (`a=1;;b=2`, a trailing `;`) are not pieces.
+            if start < end { body(pieceStart..<end, pieceStart..<keyEnd) }
+            guard end < bytes.endIndex else { return }
+            start = bytes.index(after: end)
+        }
+    }
+
+    /// Calls `body` with the key and the value (trailing spaces and tabs dropped) of each
+    /// `key=value` pair of `header`; pieces without `=` are skipped.
+    private static func forEachPair(in header: String, _ body: (_ key: Range<String.Index>, _ value: Range<String.Index>) -> Void) {
+        let bytes = header.utf8
+        forEachPiece(in: header) { piece, key in
+            let equals = bytes[key.upperBound..<piece.upperBound].firstIndex(of: UInt8(ascii: "="))
+            guard let equals else { return }
+            var valueEnd = piece.upperBound
+            let valueStart = bytes.index(after: equals)
+            while valueEnd > valueStart, isSpaceOrTab(bytes[bytes.index(before: valueEnd)]) { valueEnd = bytes.index(before: valueEnd) }
+            body(key, valueStart..<valueEnd)
+        }
     }
 
     /// The `Set-Cookie` value that stores a session token.
@@ -56,13 +92,5 @@ public enum CookieHeader {
         cookie += "; HttpOnly; SameSite=Lax"
         if configuration.secure { cookie += "; Secure" }
         return cookie
-    }
-}
-
-extension Substring {
-    func trimmingSuffix(while predicate: (Character) -> Bool) -> Substring {
-        var result = self
-        while let last = result.last, predicate(last) { result = result.dropLast() }
-        return result
     }
 }

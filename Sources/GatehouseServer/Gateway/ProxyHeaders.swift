@@ -1,77 +1,109 @@
-import Foundation
 import GatehouseCore
 import HTTPTypes
 import NIOHTTP1
 
 /// Header rewriting for forwarded requests and responses: pure functions, unit-tested
-/// without sockets.
+/// without sockets. They run for every proxied request, so they compare bytes and build no
+/// sets or Foundation strings.
 enum ProxyHeaders {
-    /// RFC 9110 §7.6.1 connection-specific headers, never forwarded either way.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade",
-    ]
+    /// Whether `canonicalName` (lowercase) is an RFC 9110 §7.6.1 connection-specific header,
+    /// never forwarded either way.
+    static func isHopByHop(_ canonicalName: String) -> Bool {
+        switch canonicalName {
+        case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+            "transfer-encoding", "upgrade":
+            return true
+        default:
+            return false
+        }
+    }
 
-    /// Whether `name` is a spelling of one of `identity` (any case, `_` or `-`).
-    static func isIdentityHeader(_ name: String, _ identity: IdentityHeaderNames) -> Bool {
-        let folded = name.lowercased().replacingOccurrences(of: "_", with: "-")
-        return folded == identity.userId.lowercased().replacingOccurrences(of: "_", with: "-")
-            || folded == identity.email.lowercased().replacingOccurrences(of: "_", with: "-")
+    /// The header names a `Connection` header lists (lowercase), which are hop-by-hop too.
+    static func connectionOptions(_ values: [String]) -> [String] {
+        var names: [String] = []
+        for value in values {
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                let trimmed = token.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+                let end = trimmed.lastIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+                guard let end else { continue }
+                names.append(String(decoding: trimmed[...end], as: UTF8.self).lowercased())
+            }
+        }
+        return names
     }
 
     /// Removes hop-by-hop headers, including those the `Connection` header names.
     static func removingHopByHop(_ fields: HTTPFields) -> HTTPFields {
-        let named = Set(fields[values: .connection].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
-        return HTTPFields(fields.filter { field in
+        let named = connectionOptions(fields[values: .connection])
+        var kept = HTTPFields()
+        kept.reserveCapacity(fields.count)
+        for field in fields {
             let name = field.name.canonicalName
-            return !hopByHop.contains(name) && !named.contains(name)
-        })
+            if !isHopByHop(name), !named.contains(name) { kept.append(field) }
+        }
+        return kept
     }
 
-    /// The request headers an upstream receives (SPEC §2.3).
+    /// Whether `canonicalName` is one the forwarding context sets, so the client's copy goes.
+    static func isForwardingHeader(_ canonicalName: String) -> Bool {
+        switch canonicalName {
+        case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded": return true
+        default: return false
+        }
+    }
+
+    /// The request headers an upstream receives (SPEC §2.3), as HTTP/1 headers with `Host`
+    /// first when given. `Content-Length` is left to the client library, which frames the
+    /// forwarded body.
     ///
     /// Security invariants enforced here: every client-sent identity header is dropped
     /// (before Gatehouse's own are added), and Gatehouse's session cookie never leaves.
     static func upstreamRequest(
-        _ incoming: HTTPFields, identity: IdentityHeaderNames, user: ForwardedIdentity?, cookieName: String,
-        client: ForwardingContext
-    ) -> HTTPFields {
-        var fields = HTTPFields()
-        for field in removingHopByHop(incoming) {
+        _ incoming: HTTPFields, host: String?, identity: IdentityFields, user: ForwardedIdentity?, cookieName: String, client: ForwardingContext
+    ) -> HTTPHeaders {
+        let named = connectionOptions(incoming[values: .connection])
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(incoming.count + 7)
+        if let host { headers.add(name: "Host", value: host) }
+        for field in incoming {
             let name = field.name.canonicalName
-            if isIdentityHeader(name, identity) { continue }
-            if ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded"].contains(name) { continue }
-            if name == "cookie" {
-                if let kept = CookieHeader.removing(named: cookieName, from: field.value) { fields.append(HTTPField(name: .cookie, value: kept)) }
+            if isHopByHop(name) || named.contains(name) || identity.isSpelling(name) || isForwardingHeader(name) || field.name == .contentLength {
                 continue
             }
-            fields.append(field)
+            if field.name == .cookie {
+                if let kept = CookieHeader.removing(named: cookieName, from: field.value) { headers.add(name: "Cookie", value: kept) }
+                continue
+            }
+            headers.add(name: field.name.rawName, value: field.value)
         }
-        fields[.xForwardedFor] = client.forwardedFor
-        fields[.xForwardedProto] = client.proto
-        if let host = client.host { fields[.xForwardedHost] = host }
-        fields[.xRequestId] = client.requestId
+        headers.add(name: "X-Forwarded-For", value: client.forwardedFor)
+        headers.add(name: "X-Forwarded-Proto", value: client.proto)
+        if let host = client.host { headers.add(name: "X-Forwarded-Host", value: host) }
+        headers.add(name: "X-Request-Id", value: client.requestId)
         if let user {
-            fields[HTTPField.Name(identity.userId)!] = user.userId
-            fields[HTTPField.Name(identity.email)!] = user.email
+            headers.add(name: identity.userId.rawName, value: user.userId)
+            headers.add(name: identity.email.rawName, value: user.email)
         }
-        return fields
-    }
-
-    /// `fields` as HTTP/1 headers for an upstream, with `Host` first; the framing of the
-    /// forwarded body is the client library's.
-    static func http1Headers(_ fields: HTTPFields, host: String?) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count + 1)
-        if let host { headers.add(name: "Host", value: host) }
-        for field in fields where field.name != .contentLength { headers.add(name: field.name.rawName, value: field.value) }
         return headers
     }
 
-    /// The response headers the client receives from an upstream answer.
-    static func clientResponse(_ upstream: HTTPFields, requestId: String) -> HTTPFields {
-        var fields = removingHopByHop(upstream)
-        fields[.xRequestId] = requestId
+    /// The response headers the client receives from an upstream's HTTP/1 answer: hop-by-hop
+    /// headers (and names no field may have) dropped, `X-Request-Id` set.
+    static func clientResponse(_ upstream: HTTPHeaders, requestId: String) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(upstream.count + 1)
+        var connection: [String] = []
+        for (rawName, value) in upstream {
+            guard let name = HTTPField.Name(rawName) else { continue }
+            let canonical = name.canonicalName
+            if canonical == "connection" { connection.append(value) }
+            if isHopByHop(canonical) || canonical == "x-request-id" { continue }
+            fields.append(HTTPField(name: name, value: value))
+        }
+        // Rare: headers the upstream's `Connection` names are hop-by-hop too.
+        let named = connectionOptions(connection).filter { !isHopByHop($0) }
+        if !named.isEmpty { fields = HTTPFields(fields.filter { !named.contains($0.name.canonicalName) }) }
+        fields.append(HTTPField(name: .xRequestId, value: requestId))
         return fields
     }
 }
@@ -87,11 +119,24 @@ struct ForwardedIdentity: Sendable, Equatable {
 struct IdentityFields: Sendable {
     let userId: HTTPField.Name
     let email: HTTPField.Name
+    /// Both names lowercase with `_` as `-`, for ``isSpelling(_:)``.
+    private let folded: [[UInt8]]
 
     init(_ names: IdentityHeaderNames) {
         // Configuration loading has validated both names as header field names.
         userId = HTTPField.Name(names.userId)!
         email = HTTPField.Name(names.email)!
+        folded = [userId, email].map { Array($0.canonicalName.utf8).map(Self.fold) }
+    }
+
+    /// Whether `canonicalName` (lowercase) is a spelling of one of the identity headers:
+    /// any case, `_` or `-` (`X_User_Id`, `x-user-id`, …).
+    func isSpelling(_ canonicalName: String) -> Bool {
+        folded.contains { name in name.elementsEqual(canonicalName.utf8.lazy.map(Self.fold)) }
+    }
+
+    private static func fold(_ byte: UInt8) -> UInt8 {
+        byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : byte
     }
 
     /// `200` fields of `/auth/verify` and `/auth/forward`: the identity, never cached (I5).
@@ -118,7 +163,12 @@ struct ForwardingContext: Sendable {
     let requestId: String
 
     init(peer: String, headers: HTTPFields, authority: String?, trustedProxies: [CIDR]) {
-        let trusted = ClientAddress.isTrusted(peer, trustedProxies)
+        self.init(peer: peer, trusted: ClientAddress.isTrusted(peer, trustedProxies), headers: headers, authority: authority)
+    }
+
+    /// The context for a peer whose trust was decided already (once per connection);
+    /// `newId` makes the request id when the peer's is not to be kept.
+    init(peer: String, trusted: Bool, headers: HTTPFields, authority: String?, newId: () -> String = ForwardingContext.newRequestId) {
         let existing = headers[values: .xForwardedFor].joined(separator: ", ")
         forwardedFor = trusted && !existing.isEmpty ? "\(existing), \(peer)" : peer
         proto = trusted ? (headers[.xForwardedProto].flatMap { ["http", "https"].contains($0.lowercased()) ? $0.lowercased() : nil } ?? "http") : "http"
@@ -126,7 +176,7 @@ struct ForwardingContext: Sendable {
         if trusted, let id = headers[.xRequestId], Self.isWellFormedRequestId(id) {
             requestId = id
         } else {
-            requestId = Self.newRequestId()
+            requestId = newId()
         }
     }
 
@@ -139,8 +189,30 @@ struct ForwardingContext: Sendable {
     /// 16 random bytes in hex, from two draws of the system generator (one system call each).
     static func newRequestId() -> String {
         var generator = SystemRandomNumberGenerator()
-        let (high, low) = (generator.next(), generator.next())
-        return TokenHash.hex((0..<16).map { index in UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> (UInt64(index % 8) * 8)) })
+        return RequestIdSequence.hex(generator.next(), generator.next())
+    }
+}
+
+/// Request ids for one connection without a system call each: a random 64-bit prefix drawn
+/// once and a counter from a random start, as 32 hex digits like ``ForwardingContext/newRequestId()``.
+/// Unique, not secret: request ids are for correlating logs.
+struct RequestIdSequence {
+    private let prefix: UInt64
+    private var counter: UInt64
+
+    init() {
+        var generator = SystemRandomNumberGenerator()
+        prefix = generator.next()
+        counter = generator.next()
+    }
+
+    mutating func next() -> String {
+        counter &+= 1
+        return Self.hex(prefix, counter)
+    }
+
+    static func hex(_ high: UInt64, _ low: UInt64) -> String {
+        TokenHash.hex((0..<16).map { index in UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> (UInt64(7 - index % 8) * 8)) })
     }
 }
 

@@ -39,11 +39,10 @@ struct ReverseProxyMiddleware: RouterMiddleware {
         var outgoing = HTTPClientRequest(url: upstream.url(path: path, query: query))
         outgoing.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
         // Identity headers stripped in every spelling, then set from the session (I5).
-        let fields = ProxyHeaders.upstreamRequest(
-            request.headers, identity: gateway.configuration.identityHeaders, user: user,
+        outgoing.headers = ProxyHeaders.upstreamRequest(
+            request.headers, host: request.head.authority, identity: gateway.identityFields, user: user,
             cookieName: gateway.configuration.cookie.name, client: forwarding
         )
-        outgoing.headers = ProxyHeaders.http1Headers(fields, host: request.head.authority)
         if let length = request.headers[.contentLength].flatMap(Int64.init) {
             outgoing.body = .stream(request.body, length: .known(length))
         } else if request.headers[.transferEncoding] != nil {
@@ -55,12 +54,8 @@ struct ReverseProxyMiddleware: RouterMiddleware {
         } catch {
             return upstreamFailure(error, forwarding: forwarding, context: context)
         }
-        var responseFields = HTTPFields()
-        for header in response.headers {
-            if let name = HTTPField.Name(header.name) { responseFields.append(HTTPField(name: name, value: header.value)) }
-        }
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        return Response(status: status, headers: ProxyHeaders.clientResponse(responseFields, requestId: forwarding.requestId), body: ResponseBody(asyncSequence: response.body))
+        return Response(status: status, headers: ProxyHeaders.clientResponse(response.headers, requestId: forwarding.requestId), body: ResponseBody(asyncSequence: response.body))
     }
 
     /// Every upstream failure is a JSON error, never a hang: 504 for too slow, 502 otherwise.

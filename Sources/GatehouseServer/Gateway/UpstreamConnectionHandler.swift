@@ -56,8 +56,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var keepAlive = true
     /// An interim (1xx) response is being skipped.
     private var skippingInterim = false
-    private var timer: Scheduled<Void>?
-    private var lastActivity = NIODeadline.now()
+    private var inPool = false
+    /// When the current state times out: the response head's deadline, the end of the body's
+    /// idle time, or (in the pool) the idle connection's closing time.
+    private var deadline = NIODeadline.distantFuture
+    /// The one scheduled check, and when it runs. Deadlines mostly move later, so the timer is
+    /// not rescheduled per exchange: when it runs early it looks again at `deadline`.
+    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
     private var readHeld = false
 
     init(address: String, pool: LoopUpstreamPool) {
@@ -85,7 +90,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         keepAlive = head.isKeepAlive
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        schedule(in: pool.configuration.responseTimeout)
+        arm(after: pool.configuration.responseTimeout)
     }
 
     /// The client went away: the response is not wanted, and the connection cannot be reused.
@@ -104,20 +109,21 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     func close() {
         guard state != .closed else { return }
         state = .closed
-        cancelTimer()
+        timer?.task.cancel()
+        timer = nil
         context?.close(promise: nil)
     }
 
     // MARK: Pool
 
     /// Idle in the pool, closing after `idleFor` unless taken.
-    func enterPool(closingAfter idleFor: TimeAmount) {
-        guard let context else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: idleFor) { self.close() }
+    func enterPool(closingAfter idleFor: Duration) {
+        inPool = true
+        arm(after: idleFor)
     }
 
     func leavePool() {
-        cancelTimer()
+        inPool = false
     }
 
     // MARK: Inbound
@@ -134,13 +140,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             guard head.status != .switchingProtocols else { return fail(.invalidResponse) }
             keepAlive = keepAlive && head.isKeepAlive
             state = .streaming
-            lastActivity = .now()
-            cancelTimer()
-            schedule(in: pool.configuration.idleTimeout)
+            arm(after: pool.configuration.idleTimeout)
             responder.upstreamResponse(part)
         case .body:
             guard state == .streaming, let responder else { return close() }
-            lastActivity = .now()
+            arm(after: pool.configuration.idleTimeout)
             responder.upstreamResponse(part)
         case .end:
             if skippingInterim {
@@ -150,7 +154,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             guard state == .streaming, let responder else { return close() }
             self.responder = nil
             state = .idle
-            cancelTimer()
+            deadline = .distantFuture
             // Back to the pool before the responder goes on, so its next request can reuse it.
             if keepAlive, context.channel.isActive {
                 pool.release(self)
@@ -168,7 +172,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let wasStreaming = state == .streaming
         state = .closed
-        cancelTimer()
+        timer?.task.cancel()
+        timer = nil
         pool.remove(self)
         if let responder {
             self.responder = nil
@@ -201,33 +206,31 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         responder?.upstreamFailed(failure)
     }
 
-    private func schedule(in amount: Duration) {
-        guard let context else { return }
-        let nanoseconds = amount.milliseconds * 1_000_000
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { self.timerFired() }
+    /// Sets the current state's deadline to `amount` from now; schedules the check only when
+    /// none is due before it.
+    private func arm(after amount: Duration) {
+        deadline = .now() + .nanoseconds(amount.milliseconds * 1_000_000)
+        if let timer, timer.at <= deadline { return }
+        schedule(at: deadline)
     }
 
-    /// The response timeout while awaiting the head; the idle timeout while streaming, which
-    /// body bytes push back.
+    private func schedule(at when: NIODeadline) {
+        guard let context else { return }
+        timer?.task.cancel()
+        timer = (context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { self.timerFired() }, when)
+    }
+
+    /// Times out the current state if its deadline has passed (502/504 or a close for an
+    /// exchange, a close in the pool), else looks again at the deadline.
     private func timerFired() {
+        timer = nil
+        guard state != .closed, deadline != .distantFuture else { return }
+        guard deadline <= .now() else { return schedule(at: deadline) }
         switch state {
-        case .awaitingHead:
-            fail(.timedOut)
-        case .streaming:
-            let idle = pool.configuration.idleTimeout
-            let due = lastActivity + .nanoseconds(idle.milliseconds * 1_000_000)
-            if due <= .now() {
-                fail(.timedOut)
-            } else if let context {
-                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { self.timerFired() }
-            }
-        case .idle, .closed:
-            break
+        case .awaitingHead, .streaming: fail(.timedOut)
+        case .idle: if inPool { close() }
+        case .closed: break
         }
     }
 
-    private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-    }
 }

@@ -85,7 +85,7 @@ final class LoopUpstreamPool: @unchecked Sendable {
             return
         }
         idle[connection.address, default: []].append(connection)
-        connection.enterPool(closingAfter: .nanoseconds(min(configuration.idleTimeout.milliseconds, 60_000) * 1_000_000))
+        connection.enterPool(closingAfter: min(configuration.idleTimeout, .seconds(60)))
     }
 
     /// Forgets a connection that closed.

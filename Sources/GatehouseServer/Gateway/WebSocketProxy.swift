@@ -30,10 +30,14 @@ struct WebSocketProxy: Sendable {
         let peer = channel.remoteAddress?.ipAddress ?? "unknown"
         let forwarding = ForwardingContext(peer: peer, headers: head.headerFields, authority: head.authority, trustedProxies: gateway.configuration.trustedProxies)
         let rewritten = ProxyHeaders.upstreamRequest(
-            head.headerFields, identity: gateway.configuration.identityHeaders, user: user,
+            head.headerFields, host: nil, identity: gateway.identityFields, user: user,
             cookieName: gateway.configuration.cookie.name, client: forwarding
         )
-        let upstreamHeaders = HTTPFields(rewritten.filter { !Self.handshakeHeaders.contains($0.name.canonicalName) })
+        // The WebSocket client writes the handshake's own headers.
+        let upstreamHeaders = HTTPFields(
+            rewritten.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } }
+                .filter { !Self.handshakeHeaders.contains($0.name.canonicalName) }
+        )
         let scheme = upstream.scheme == "https" ? "wss" : "ws"
         let url = "\(scheme)://\(upstream.host):\(upstream.port)\(upstream.basePath)\(path)\(query)"
         let requestId = forwarding.requestId

@@ -6,7 +6,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
-import NIOHTTPTypesHTTP1
 
 /// Answers the hot requests on the event loop and passes every other request to Hummingbird
 /// untouched (SPEC §3). It sits after HTTP decoding and before Hummingbird in every HTTP/1
@@ -66,16 +65,25 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// An upstream exchange in progress.
-    private struct Exchange {
+    private final class Exchange {
         let request: HTTPRequestHead
         let requestId: String
         let method: HTTPRequest.Method
         let path: Substring
         let upstream: UpstreamTarget
-        let started: ContinuousClock.Instant
+        let started = ContinuousClock.now
         var connection: UpstreamConnectionHandler?
         var reused = false
+        /// The response's status, once its head was written to the client.
         var status: Int?
+
+        init(request: HTTPRequestHead, requestId: String, method: HTTPRequest.Method, path: Substring, upstream: UpstreamTarget) {
+            self.request = request
+            self.requestId = requestId
+            self.method = method
+            self.path = path
+            self.upstream = upstream
+        }
     }
 
     private let settings: Settings
@@ -97,10 +105,15 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head and plan of a request waiting for its session lookup.
     private var candidate: (head: HTTPRequest, plan: Plan)?
     private var exchange: Exchange?
+    private var requestIds = RequestIdSequence()
     private var readWanted = false
     private var active = true
     private var date: (second: Int64, text: String) = (0, "")
-    private lazy var peerAddress = context?.channel.remoteAddress?.ipAddress ?? "unknown"
+    /// The TCP peer, and whether it is one of `trusted_proxies`: decided once per connection.
+    private lazy var peer: (address: String, trusted: Bool) = {
+        let address = context?.channel.remoteAddress?.ipAddress ?? "unknown"
+        return (address, ClientAddress.isTrusted(address, settings.gateway.configuration.trustedProxies))
+    }()
 
     init(settings: Settings) {
         self.settings = settings
@@ -312,34 +325,31 @@ extension FastPathHandler: UpstreamResponder {
     /// then set from the session: I5), with the same header rules as ``ReverseProxyMiddleware``.
     private func forward(_ head: HTTPRequest, plan: ProxyPlan, user: ForwardedIdentity?, context: ChannelHandlerContext) {
         let configuration = settings.gateway.configuration
-        let forwarding = ForwardingContext(peer: peerAddress, headers: head.headerFields, authority: head.authority, trustedProxies: configuration.trustedProxies)
-        let fields = ProxyHeaders.upstreamRequest(
-            head.headerFields, identity: configuration.identityHeaders, user: user, cookieName: configuration.cookie.name, client: forwarding
+        let forwarding = ForwardingContext(peer: peer.address, trusted: peer.trusted, headers: head.headerFields, authority: head.authority) { requestIds.next() }
+        let headers = ProxyHeaders.upstreamRequest(
+            head.headerFields, host: head.authority ?? plan.upstream.address, identity: settings.gateway.identityFields, user: user,
+            cookieName: configuration.cookie.name, client: forwarding
         )
         let target = head.path ?? "/"
         let request = HTTPRequestHead(
-            version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: plan.upstream.basePath + plan.path + plan.query,
-            headers: ProxyHeaders.http1Headers(fields, host: head.authority ?? plan.upstream.address)
+            version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: plan.upstream.basePath + plan.path + plan.query, headers: headers
         )
-        exchange = Exchange(
-            request: request, requestId: forwarding.requestId, method: head.method, path: target.prefix { $0 != "?" },
-            upstream: plan.upstream, started: .now
-        )
+        exchange = Exchange(request: request, requestId: forwarding.requestId, method: head.method, path: target.prefix { $0 != "?" }, upstream: plan.upstream)
         connect(context: context)
     }
 
     private func connect(context: ChannelHandlerContext) {
         guard let pool, let upstream = exchange?.upstream else { return }
         pool.withConnection(to: upstream) { result, reused in
-            guard self.active, self.exchange != nil else {
+            guard self.active, let exchange = self.exchange else {
                 if case .success(let connection) = result { connection.abandon() }
                 return
             }
             switch result {
             case .success(let connection):
-                self.exchange?.connection = connection
-                self.exchange?.reused = reused
-                connection.send(self.exchange!.request, to: self)
+                exchange.connection = connection
+                exchange.reused = reused
+                connection.send(exchange.request, to: self)
             case .failure(let error):
                 self.answerFailure(.closedBeforeResponse, error: error, context: context)
             }
@@ -349,13 +359,13 @@ extension FastPathHandler: UpstreamResponder {
     var takesResponseBytes: Bool { context?.channel.isWritable ?? false }
 
     func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard let context, exchange != nil else { return }
+        guard let context, let exchange else { return }
         switch part {
         case .head(let head):
-            exchange?.status = Int(head.status.code)
+            exchange.status = Int(head.status.code)
             var response = HTTPResponse(
                 status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
-                headerFields: ProxyHeaders.clientResponse(HTTPFields(head.headers, splitCookie: false), requestId: exchange!.requestId)
+                headerFields: ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId)
             )
             if response.headerFields[.date] == nil { response.headerFields[.date] = currentDate() }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
@@ -363,8 +373,8 @@ extension FastPathHandler: UpstreamResponder {
             context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         case .end:
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            logExchange(status: exchange?.status ?? 0)
-            exchange = nil
+            logExchange(status: exchange.status ?? 0)
+            self.exchange = nil
             finish(context: context)
         }
     }
@@ -385,8 +395,8 @@ extension FastPathHandler: UpstreamResponder {
             // idempotent, so once more on a new connection.
             // The failed connection has left the pool, so the pool opens a new one once no
             // other idle connection is left.
-            exchange?.connection = nil
-            exchange?.reused = false
+            current.connection = nil
+            current.reused = false
             connect(context: context)
         } else {
             answerFailure(failure, error: failure, context: context)
