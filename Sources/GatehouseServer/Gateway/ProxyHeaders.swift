@@ -88,15 +88,18 @@ enum ProxyHeaders {
     }
 
     /// The response headers the client receives from an upstream's HTTP/1 answer: hop-by-hop
-    /// headers (and names no field may have) dropped, `X-Request-Id` set.
-    static func clientResponse(_ upstream: HTTPHeaders, requestId: String) -> HTTPFields {
+    /// headers (and names no field may have) dropped, `X-Request-Id` set, and `Date` set to
+    /// `date` when given and the upstream sent none.
+    static func clientResponse(_ upstream: HTTPHeaders, requestId: String, date: String? = nil) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + 1)
         var connection: [String] = []
+        var dated = false
         for (rawName, value) in upstream {
             guard let name = HTTPField.Name(rawName) else { continue }
             let canonical = name.canonicalName
             if canonical == "connection" { connection.append(value) }
+            if canonical == "date" { dated = true }
             if isHopByHop(canonical) || canonical == "x-request-id" { continue }
             fields.append(HTTPField(name: name, value: value))
         }
@@ -104,6 +107,7 @@ enum ProxyHeaders {
         let named = connectionOptions(connection).filter { !isHopByHop($0) }
         if !named.isEmpty { fields = HTTPFields(fields.filter { !named.contains($0.name.canonicalName) }) }
         fields.append(HTTPField(name: .xRequestId, value: requestId))
+        if !dated, let date { fields.append(HTTPField(name: .date, value: date)) }
         return fields
     }
 }
@@ -212,7 +216,15 @@ struct RequestIdSequence {
     }
 
     static func hex(_ high: UInt64, _ low: UInt64) -> String {
-        TokenHash.hex((0..<16).map { index in UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> (UInt64(7 - index % 8) * 8)) })
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            for (offset, value) in [(0, high), (16, low)] {
+                for nibble in 0..<16 {
+                    let digit = UInt8(truncatingIfNeeded: value >> UInt64(60 - nibble * 4)) & 0x0f
+                    buffer[offset + nibble] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                }
+            }
+            return 32
+        }
     }
 }
 

@@ -26,7 +26,8 @@ import NIOHTTPTypes
 ///
 /// HTTP/1 order: a request is taken here only when Hummingbird has finished every response on
 /// the connection, and while its answer is pending (a session lookup, an upstream exchange)
-/// later requests are held and reading is paused, so responses leave in the order requests came.
+/// later requests are held (and reading paused once anything is held), so responses leave in
+/// the order requests came.
 final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -102,11 +103,15 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private var held = CircularBuffer<Held>()
+    /// The pending request's `.end` has arrived (and is not in `held`).
+    private var pendingEnded = false
     /// The head and plan of a request waiting for its session lookup.
     private var candidate: (head: HTTPRequest, plan: Plan)?
     private var exchange: Exchange?
     private var requestIds = RequestIdSequence()
     private var readWanted = false
+    /// Parts given to Hummingbird since the last read-complete it saw.
+    private var readsSinceComplete = false
     private var active = true
     private var date: (second: Int64, text: String) = (0, "")
     /// The TCP peer, and whether it is one of `trusted_proxies`: decided once per connection.
@@ -143,7 +148,13 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if disposition == .pending {
-            held.append(.part(part))
+            // The pending request's own end is not "later input": keep it aside, so that
+            // reading goes on (a bodiless request taken here has no other parts).
+            if case .end = part, !pendingEnded {
+                pendingEnded = true
+            } else {
+                held.append(.part(part))
+            }
         } else {
             route(part, context: context)
         }
@@ -170,6 +181,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             guard inHummingbird == 0, let (plan, session) = plan(for: head) else { return pass(head, context: context) }
             disposition = .pending
+            pendingEnded = false
             if let session, let cache {
                 candidate = (head, plan)
                 decide(session, cache: cache, context: context)
@@ -177,25 +189,30 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 forward(head, plan: proxy, user: nil, context: context)
             }
         case .body, .end:
-            if disposition == .hummingbird { context.fireChannelRead(wrapInboundOut(part)) }
+            if disposition == .hummingbird {
+                readsSinceComplete = true
+                context.fireChannelRead(wrapInboundOut(part))
+            }
         }
     }
 
     private func pass(_ head: HTTPRequest, context: ChannelHandlerContext) {
         disposition = .hummingbird
         inHummingbird += 1
+        readsSinceComplete = true
         context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        readsSinceComplete = false
+        context.fireChannelReadComplete()
     }
 
     /// What this handler would do with a request and the session it must check first, or
     /// `nil` for Hummingbird. A verify, or a route with `auth: required`, is only taken with
     /// one well-formed session cookie and the in-process cache to check it in.
     private func plan(for head: HTTPRequest) -> (Plan, session: TokenHash?)? {
-        guard head.method == .get || head.method == .head, let path = head.path else { return nil }
-        let fields = head.headerFields
-        guard fields[.transferEncoding] == nil, fields[.contentLength] == nil || fields[.contentLength] == "0",
-            fields[.connection].map({ $0.lowercased() == "keep-alive" }) ?? true, fields[.upgrade] == nil
-        else { return nil }
+        guard head.method == .get || head.method == .head, let path = head.path, Self.isPlainBodiless(head.headerFields) else { return nil }
         if Self.isVerifyPath(path) {
             guard cache != nil, let session = sessionToken(head) else { return nil }
             return (.verify, session)
@@ -207,6 +224,20 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard route.auth == .required else { return (plan, nil) }
         guard cache != nil, let session = sessionToken(head) else { return nil }
         return (plan, session)
+    }
+
+    /// Whether a request's fields announce no body, no upgrade and no `Connection` option but
+    /// `keep-alive`: one pass over the fields.
+    static func isPlainBodiless(_ fields: HTTPFields) -> Bool {
+        for field in fields {
+            switch field.name {
+            case .transferEncoding, .upgrade: return false
+            case .contentLength where field.value != "0": return false
+            case .connection where field.value.lowercased() != "keep-alive": return false
+            default: continue
+            }
+        }
+        return true
     }
 
     /// The token hash of the request's one well-formed session cookie, or `nil` (several
@@ -254,6 +285,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             forward(head, plan: proxy, user: ForwardedIdentity(userId: identity.userId, email: identity.email), context: context)
         case (_, nil):
             pass(head, context: context)
+            if pendingEnded { context.fireChannelRead(wrapInboundOut(.end(nil))) }
             finish(context: context)
         }
     }
@@ -269,7 +301,11 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         if disposition != .pending {
-            context.fireChannelReadComplete()
+            // Hummingbird flushes its reads on read-complete: tell it when it was given any.
+            if readsSinceComplete {
+                readsSinceComplete = false
+                context.fireChannelReadComplete()
+            }
             readIfWanted(context: context)
         }
     }
@@ -291,13 +327,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        // Backpressure: no more reading while a request waits for its answer, or while the
-        // client is not reading the answers it has (a pipelining client cannot grow our buffers).
-        if disposition == .pending || !context.channel.isWritable {
-            readWanted = true
-        } else {
+        if mayRead(context: context) {
             context.read()
+        } else {
+            readWanted = true
         }
+    }
+
+    /// Backpressure: no more reading once something is held behind a pending answer, or while
+    /// the client is not reading the answers it has, so a pipelining client cannot grow our
+    /// buffers beyond one read. Reading on while nothing is held keeps the socket registered
+    /// for reads: pausing on every pending answer cost two `epoll_ctl` calls per request.
+    private func mayRead(context: ChannelHandlerContext) -> Bool {
+        (disposition != .pending || held.isEmpty) && context.channel.isWritable
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -307,7 +349,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func readIfWanted(context: ChannelHandlerContext) {
-        guard readWanted, disposition != .pending, context.channel.isWritable else { return }
+        guard readWanted, mayRead(context: context) else { return }
         readWanted = false
         context.read()
     }
@@ -363,11 +405,10 @@ extension FastPathHandler: UpstreamResponder {
         switch part {
         case .head(let head):
             exchange.status = Int(head.status.code)
-            var response = HTTPResponse(
+            let response = HTTPResponse(
                 status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
-                headerFields: ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId)
+                headerFields: ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId, date: currentDate())
             )
-            if response.headerFields[.date] == nil { response.headerFields[.date] = currentDate() }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(buffer)), promise: nil)
