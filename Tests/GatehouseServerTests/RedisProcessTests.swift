@@ -12,10 +12,11 @@ struct TwoInstances {
     var a: SocketTarget { SocketTarget(address: first.address) }
     var b: SocketTarget { SocketTarget(address: second.address) }
 
-    static func start(environment: [String: String] = [:]) async throws -> TwoInstances {
+    /// Both instances on one Redis and one SQLite file; `extra` is more YAML (upstreams, routes).
+    static func start(environment: [String: String] = [:], extra: String = "") async throws -> TwoInstances {
         let redis = try await RedisServer()
         let directory = try TemporaryDirectory()
-        let config = try writeTestConfiguration(in: directory, extra: "redis:\n  url: \(redis.url())\n  timeout: 50ms\n")
+        let config = try writeTestConfiguration(in: directory, extra: "redis:\n  url: \(redis.url())\n  timeout: 50ms\n" + extra)
         let first = try await GatehouseProcess(configPath: config, logPath: directory.file("first.log"), environment: environment)
         let second = try await GatehouseProcess(configPath: config, logPath: directory.file("second.log"), environment: environment)
         let instances = TwoInstances(redis: redis, directory: directory, config: config, first: first, second: second)

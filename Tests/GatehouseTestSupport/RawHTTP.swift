@@ -90,7 +90,8 @@ public final class KeepAliveConnection: @unchecked Sendable {
         if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         request += "\r\n" + (body ?? "")
         try write(request)
-        return try readResponse()
+        let response = try readResponse()
+        return (response.status, response.head)
     }
 
     /// ``send(_:_:cookie:body:)`` on a thread of its own; the response's status.
@@ -103,20 +104,22 @@ public final class KeepAliveConnection: @unchecked Sendable {
         guard sendAll(text, on: descriptor) else { throw ProcessError(message: "send() failed") }
     }
 
-    /// Reads one response (head, and a body framed by Content-Length).
-    public func readResponse() throws -> (status: Int, head: String) {
+    /// Reads one response (head, and a body framed by Content-Length unless it answers a HEAD).
+    public func readResponse(answeringHead: Bool = false) throws -> (status: Int, head: String, body: String) {
         let separator = Array("\r\n\r\n".utf8)
         var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
             if let end = buffer.firstRange(of: separator) {
                 let head = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
                 let lines = head.split(separator: "\r\n")
-                let length = lines.first { $0.lowercased().hasPrefix("content-length:") }
+                let announced = lines.first { $0.lowercased().hasPrefix("content-length:") }
                     .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                let length = answeringHead ? 0 : announced
                 if buffer.count - end.upperBound >= length {
+                    let body = String(decoding: buffer[end.upperBound..<(end.upperBound + length)], as: UTF8.self)
                     buffer.removeFirst(end.upperBound + length)
                     let status = lines.first.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
-                    return (status, head)
+                    return (status, head, body)
                 }
             }
             let count = recv(descriptor, &chunk, chunk.count, 0)

@@ -1,0 +1,222 @@
+import Foundation
+import GatehouseCore
+import GatehouseTestSupport
+import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import GatehouseServer
+
+/// The event-loop proxy of ``FastPathHandler`` (SPEC §3): order, retries, revocation. The
+/// reverse proxy suite runs every header rule through it as well (`SessionBackend.redis`).
+@Suite("Event-loop proxy", .serialized)
+struct ProxyFastPathTests {
+    @Test("pipelined requests come back in order when event-loop proxying, verify answers and router answers mix")
+    func pipelinedOrder() async throws {
+        try await TestGatehouse.withUpstream(sessions: .redis) { api, gatehouse, _ in
+            let token = try #require(try await api.signup("pipeline@example.com", ReverseProxyTests.password).sessionToken())
+            let port = try #require((api as? SocketTarget)?.port)
+            let connection = try KeepAliveConnection(port: port)
+            let cookie = "Cookie: gatehouse_session=\(token)\r\n"
+            // The event loop takes requests while Hummingbird has no response outstanding, one
+            // at a time with the rest held; from the first router request on, the router
+            // answers the rest of the batch.
+            let requests = [
+                "GET /app/first HTTP/1.1\r\nHost: x\r\n\(cookie)\r\n",
+                "GET /public/redirect HTTP/1.1\r\nHost: x\r\n\r\n",
+                "HEAD /public/head HTTP/1.1\r\nHost: x\r\n\r\n",
+                "GET /auth/verify HTTP/1.1\r\nHost: x\r\n\(cookie)\r\n",
+                "GET /app/anonymous HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n",
+                "GET /api/last?n=1 HTTP/1.1\r\nHost: x\r\n\(cookie)\r\n",
+                "POST /public/posted HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+            ]
+            let responses = try await onThread {
+                try connection.write(requests.joined())
+                return try requests.map { request in try connection.readResponse(answeringHead: request.hasPrefix("HEAD")) }
+            }
+            #expect(responses.map(\.status) == [200, 302, 200, 200, 401, 200, 200])
+            #expect(responses[0].body.contains("\"target\":\"\\/app\\/first\""))
+            #expect(responses[2].head.lowercased().contains("content-length: "))
+            #expect(responses[3].head.lowercased().contains("x-user-id: "))
+            #expect(responses[5].body.contains("\"target\":\"\\/v2\\/last?n=1\""))
+            #expect(responses[6].body.contains("\"method\":\"POST\"") && responses[6].body.contains("\"body_length\":5"))
+            let log = gatehouse.logs.text
+            for (index, served) in [(0, "fast_path"), (1, "fast_path"), (2, "fast_path"), (4, "router"), (5, "router"), (6, "router")] {
+                let id = try #require(Self.requestId(responses[index].head))
+                #expect(log.contains("request_id=\(id) served=\(served)"), "request \(index)")
+            }
+            // And a request on its own afterwards is the event loop's again.
+            let after = try await onThread { try connection.send("GET", "/public/after") }
+            let afterId = try #require(Self.requestId(after.head))
+            #expect(gatehouse.logs.text.contains("request_id=\(afterId) served=fast_path"))
+        }
+    }
+
+    @Test("a kept-alive upstream connection that closes when reused: the GET is retried once on a new connection, not failed")
+    func staleConnectionRetried() async throws {
+        let upstream = try await ClosingUpstream.start()
+        defer { upstream.stop() }
+        try await TestGatehouse.run(.live, configure: {
+            $0.upstreams = ["app": "http://127.0.0.1:\(upstream.port)"]
+            $0.routes = [RouteConfiguration(prefix: "/", upstream: "app", auth: .none)]
+        }) { api, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let connection = try KeepAliveConnection(port: port)
+            // One client connection, so one event loop and one pool: the second GET takes the
+            // pooled connection, which the upstream closes on reading it.
+            let statuses = try await onThread { try (0..<4).map { _ in try connection.send("GET", "/x").status } }
+            #expect(statuses == [200, 200, 200, 200])
+            #expect(upstream.connections.withLockedValue { $0 } == 4)
+        }
+    }
+
+    @Test("logout on instance A, then a proxied GET on instance B right after is refused, 1,000 times")
+    func revocationThroughProxy() async throws {
+        try await EchoUpstream.with { appPort in
+            let instances = try await TwoInstances.start(
+                environment: ["GATEHOUSE_LOG_LEVEL": "notice"],
+                extra: "upstreams:\n  app: http://127.0.0.1:\(appPort)\nroutes:\n  - {prefix: /, upstream: app, auth: required}\n"
+            )
+            defer { instances.terminate() }
+            let userId = try await instances.signupUser("proxied@example.com")
+            let outcome = try await onThread { () -> (unwarmed: Int, forwarded: Int, accepted: Int) in
+                let client = try KeepAliveConnection(address: instances.second.address)
+                let revoker = try KeepAliveConnection(address: instances.first.address)
+                var (unwarmed, forwarded, accepted) = (0, 0, 0)
+                for _ in 0..<2 {
+                    let tokens = try instances.insertSessions(500, userId: userId)
+                    // Each session is now answered from the memory of this connection's loop.
+                    guard try instances.warmNow(tokens, on: client) else {
+                        unwarmed += 1
+                        continue
+                    }
+                    for token in tokens {
+                        if try client.send("GET", "/page", cookie: token).status == 200 { forwarded += 1 }
+                        _ = try revoker.send("POST", "/auth/logout", cookie: token)
+                        if try client.send("GET", "/page", cookie: token).status != 401 { accepted += 1 }
+                    }
+                }
+                return (unwarmed, forwarded, accepted)
+            }
+            #expect(outcome.unwarmed == 0)
+            #expect(outcome.forwarded == 1000)
+            #expect(outcome.accepted == 0, "revoked sessions forwarded by B after logout on A returned")
+        }
+    }
+
+    static func requestId(_ head: String) -> String? {
+        head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-request-id:") }
+            .map { String($0.dropFirst("x-request-id:".count)).trimmingCharacters(in: .whitespaces) }
+    }
+}
+
+@Suite("Proxy header rules and request classification")
+struct ProxyHeaderRuleTests {
+    @Test(
+        "only requests without a body, an upgrade or a Connection option other than keep-alive are taken on the event loop",
+        arguments: [
+            ([:], true), (["Connection": "keep-alive"], true), (["Connection": "Keep-Alive"], true), (["Content-Length": "0"], true),
+            (["Connection": "close"], false), (["Connection": "upgrade"], false), (["Upgrade": "websocket"], false),
+            (["Content-Length": "1"], false), (["Transfer-Encoding": "chunked"], false), (["Accept": "*/*", "Content-Length": "12"], false),
+        ] as [([String: String], Bool)]
+    )
+    func plainBodiless(headers: [String: String], expected: Bool) {
+        let fields = HTTPFields(headers.map { HTTPField(name: HTTPField.Name($0.key)!, value: $0.value) })
+        #expect(FastPathHandler.isPlainBodiless(fields) == expected)
+    }
+
+    @Test("identity headers are recognised in every spelling, and only those")
+    func identitySpellings() {
+        let identity = IdentityFields(IdentityHeaderNames())
+        for name in ["x-user-id", "x_user_id", "x-user_id", "x-user-email", "x_user_email"] {
+            #expect(identity.isSpelling(name), "\(name)")
+        }
+        for name in ["x-user-idx", "x-user", "user-id", "x-user-ids", "x-user-e-mail", ""] {
+            #expect(!identity.isSpelling(name), "\(name)")
+        }
+    }
+
+    @Test("upstream responses lose hop-by-hop headers and those Connection names; X-Request-Id is ours; Date only when missing")
+    func responseHeaders() {
+        var upstream = HTTPHeaders()
+        upstream.add(name: "Connection", value: "keep-alive, X-Private ")
+        upstream.add(name: "X-Private", value: "1")
+        upstream.add(name: "Keep-Alive", value: "timeout=5")
+        upstream.add(name: "Transfer-Encoding", value: "chunked")
+        upstream.add(name: "X-Request-Id", value: "theirs")
+        upstream.add(name: "Set-Cookie", value: "a=1")
+        upstream.add(name: "Set-Cookie", value: "b=2")
+        let fields = ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")
+        #expect(fields.map(\.name.canonicalName) == ["set-cookie", "set-cookie", "x-request-id", "date"])
+        #expect(fields[.xRequestId] == "ours")
+        upstream.add(name: "Date", value: "Sun, 29 Nov 2026 00:00:00 GMT")
+        #expect(ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")[values: .date] == ["Sun, 29 Nov 2026 00:00:00 GMT"])
+    }
+
+    @Test("request ids of a connection are 32 lowercase hex digits and never repeat")
+    func requestIds() {
+        var sequence = RequestIdSequence()
+        let ids = (0..<10_000).map { _ in sequence.next() }
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } })
+        // Two connections start from different random prefixes.
+        var other = RequestIdSequence()
+        #expect(other.next().prefix(16) != ids[0].prefix(16))
+        #expect(ForwardingContext.newRequestId().utf8.count == 32)
+    }
+}
+
+/// A plain HTTP/1.1 upstream that answers the first request on each connection (kept alive)
+/// and closes the connection when a second one arrives on it.
+final class ClosingUpstream: Sendable {
+    let port: Int
+    let connections: NIOLockedValueBox<Int>
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel, connections: NIOLockedValueBox<Int>) {
+        self.port = port
+        self.channel = channel
+        self.connections = connections
+    }
+
+    static func start() async throws -> ClosingUpstream {
+        let connections = NIOLockedValueBox(0)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                connections.withLockedValue { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(AnswerOnce())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ClosingUpstream(port: channel.localAddress?.port ?? 0, channel: channel, connections: connections)
+    }
+
+    func stop() {
+        channel.close(promise: nil)
+    }
+
+    private final class AnswerOnce: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        private var requests = 0
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            requests += 1
+            guard requests == 1 else {
+                context.close(promise: nil)
+                return
+            }
+            let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "5"])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "first")))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
