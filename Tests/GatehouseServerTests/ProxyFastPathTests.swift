@@ -149,11 +149,11 @@ struct ProxyHeaderRuleTests {
         upstream.add(name: "X-Request-Id", value: "theirs")
         upstream.add(name: "Set-Cookie", value: "a=1")
         upstream.add(name: "Set-Cookie", value: "b=2")
-        let fields = ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")
-        #expect(fields.map(\.name.canonicalName) == ["set-cookie", "set-cookie", "x-request-id", "date"])
-        #expect(fields[.xRequestId] == "ours")
-        upstream.add(name: "Date", value: "Sun, 29 Nov 2026 00:00:00 GMT")
-        #expect(ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")[values: .date] == ["Sun, 29 Nov 2026 00:00:00 GMT"])
+        let headers = ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")
+        #expect(headers.map { $0.name.lowercased() } == ["set-cookie", "set-cookie", "x-request-id", "date"])
+        #expect(headers["X-Request-Id"] == ["ours"])
+        upstream.add(name: "date", value: "Sun, 29 Nov 2026 00:00:00 GMT")
+        #expect(ProxyHeaders.clientResponse(upstream, requestId: "ours", date: "Mon, 30 Nov 2026 00:00:00 GMT")["Date"] == ["Sun, 29 Nov 2026 00:00:00 GMT"])
     }
 
     @Test("request ids of a connection are 32 lowercase hex digits and never repeat")

@@ -88,27 +88,26 @@ enum ProxyHeaders {
     }
 
     /// The response headers the client receives from an upstream's HTTP/1 answer: hop-by-hop
-    /// headers (and names no field may have) dropped, `X-Request-Id` set, and `Date` set to
-    /// `date` when given and the upstream sent none.
-    static func clientResponse(_ upstream: HTTPHeaders, requestId: String, date: String? = nil) -> HTTPFields {
-        var fields = HTTPFields()
-        fields.reserveCapacity(upstream.count + 1)
+    /// headers (and those the upstream's `Connection` names) dropped, `X-Request-Id` set, and
+    /// `Date` set to `date` when given and the upstream sent none. HTTP/1 headers both ways:
+    /// the upstream's names were validated by the HTTP/1 decoder that parsed them.
+    static func clientResponse(_ upstream: HTTPHeaders, requestId: String, date: String? = nil) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.count + 2)
         var connection: [String] = []
         var dated = false
-        for (rawName, value) in upstream {
-            guard let name = HTTPField.Name(rawName) else { continue }
-            let canonical = name.canonicalName
+        for (name, value) in upstream {
+            let canonical = name.lowercased()
             if canonical == "connection" { connection.append(value) }
             if canonical == "date" { dated = true }
             if isHopByHop(canonical) || canonical == "x-request-id" { continue }
-            fields.append(HTTPField(name: name, value: value))
+            headers.add(name: name, value: value)
         }
         // Rare: headers the upstream's `Connection` names are hop-by-hop too.
-        let named = connectionOptions(connection).filter { !isHopByHop($0) }
-        if !named.isEmpty { fields = HTTPFields(fields.filter { !named.contains($0.name.canonicalName) }) }
-        fields.append(HTTPField(name: .xRequestId, value: requestId))
-        if !dated, let date { fields.append(HTTPField(name: .date, value: date)) }
-        return fields
+        for name in connectionOptions(connection) where !isHopByHop(name) { headers.remove(name: name) }
+        headers.add(name: "X-Request-Id", value: requestId)
+        if !dated, let date { headers.add(name: "Date", value: date) }
+        return headers
     }
 }
 

@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// The reverse proxy of SPEC §2.3: every request outside Gatehouse's own paths is routed
 /// by the route table and forwarded to its upstream, streaming both ways.
@@ -55,7 +56,8 @@ struct ReverseProxyMiddleware: RouterMiddleware {
             return upstreamFailure(error, forwarding: forwarding, context: context)
         }
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        return Response(status: status, headers: ProxyHeaders.clientResponse(response.headers, requestId: forwarding.requestId), body: ResponseBody(asyncSequence: response.body))
+        let headers = HTTPFields(ProxyHeaders.clientResponse(response.headers, requestId: forwarding.requestId), splitCookie: false)
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
     }
 
     /// Every upstream failure is a JSON error, never a hang: 504 for too slow, 502 otherwise.

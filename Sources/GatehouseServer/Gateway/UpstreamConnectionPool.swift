@@ -66,7 +66,10 @@ final class LoopUpstreamPool: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // No second validation of outbound headers: every name and value comes from
+                    // the client's parsed request, HTTP types fields (which legalise values),
+                    // or Gatehouse's own (hex ids, addresses, normalised emails and paths).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler(address: address, pool: pool))
                 }
             }

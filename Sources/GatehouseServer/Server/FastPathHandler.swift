@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 /// Answers the hot requests on the event loop and passes every other request to Hummingbird
 /// untouched (SPEC §3). It sits after HTTP decoding and before Hummingbird in every HTTP/1
@@ -108,6 +109,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head and plan of a request waiting for its session lookup.
     private var candidate: (head: HTTPRequest, plan: Plan)?
     private var exchange: Exchange?
+    /// The context of Hummingbird's HTTP/1 ⇄ HTTP types codec; without it nothing is proxied here.
+    private var http1Context: ChannelHandlerContext?
     private var requestIds = RequestIdSequence()
     private var readWanted = false
     /// Parts given to Hummingbird since the last read-complete it saw.
@@ -128,6 +131,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         cache = settings.cache?.cache(for: context.eventLoop)
         pool = settings.upstreams.pool(for: context.eventLoop)
+        // Upstream responses are HTTP/1 already: they are written below the HTTP types codec
+        // (whose outbound conversion is stateless), not converted there and back.
+        http1Context = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -217,7 +223,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard cache != nil, let session = sessionToken(head) else { return nil }
             return (.verify, session)
         }
-        guard pool != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
+        guard pool != nil, http1Context != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
             upstream.scheme == "http"
         else { return nil }
         let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query))
@@ -401,19 +407,16 @@ extension FastPathHandler: UpstreamResponder {
     var takesResponseBytes: Bool { context?.channel.isWritable ?? false }
 
     func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard let context, let exchange else { return }
+        guard let context, let exchange, let http1 = http1Context else { return }
         switch part {
         case .head(let head):
             exchange.status = Int(head.status.code)
-            let response = HTTPResponse(
-                status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase),
-                headerFields: ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId, date: currentDate())
-            )
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
+            let headers = ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId, date: currentDate())
+            http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
         case .body(let buffer):
-            context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+            http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         case .end:
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
             logExchange(status: exchange.status ?? 0)
             self.exchange = nil
             finish(context: context)
