@@ -65,6 +65,18 @@ struct SessionTokenTests {
     )
     func garbage(value: String) {
         #expect(SessionToken(cookieValue: value) == nil)
+        #expect(SessionToken.hash(ofCookieValue: value) == nil)
+    }
+
+    @Test("the hot path's one-step hash of a cookie value is the token's hash")
+    func oneStepHash() throws {
+        for _ in 0..<200 {
+            let token = SessionToken.generate()
+            #expect(SessionToken.hash(ofCookieValue: token.cookieValue) == token.hash)
+            #expect(SessionToken.hash(ofCookieValue: token.cookieValue[...]) == token.hash)
+        }
+        let zero = String(repeating: "A", count: 43)
+        #expect(SessionToken.hash(ofCookieValue: zero)?.hex == "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925")
     }
 }
 

@@ -143,9 +143,9 @@ struct IdentityFields: Sendable {
     }
 
     /// `200` fields of `/auth/verify` and `/auth/forward`: the identity, never cached (I5).
-    func verifyAnswer(_ user: ForwardedIdentity, reservingCapacity extra: Int = 0) -> HTTPFields {
+    func verifyAnswer(_ user: ForwardedIdentity) -> HTTPFields {
         var fields = HTTPFields()
-        fields.reserveCapacity(3 + extra)
+        fields.reserveCapacity(3)
         fields[userId] = user.userId
         fields[email] = user.email
         fields[.cacheControl] = "no-store"

@@ -109,7 +109,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head and plan of a request waiting for its session lookup.
     private var candidate: (head: HTTPRequest, plan: Plan)?
     private var exchange: Exchange?
-    /// The context of Hummingbird's HTTP/1 ⇄ HTTP types codec; without it nothing is proxied here.
+    /// The context of Hummingbird's HTTP/1 ⇄ HTTP types codec, below which answers are written;
+    /// without it nothing is answered here.
     private var http1Context: ChannelHandlerContext?
     private var requestIds = RequestIdSequence()
     private var readWanted = false
@@ -131,8 +132,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         cache = settings.cache?.cache(for: context.eventLoop)
         pool = settings.upstreams.pool(for: context.eventLoop)
-        // Upstream responses are HTTP/1 already: they are written below the HTTP types codec
-        // (whose outbound conversion is stateless), not converted there and back.
+        // Answers are written as HTTP/1 below the HTTP types codec (whose outbound side is a
+        // stateless conversion): upstream responses are HTTP/1 already, and a verify answer
+        // has no use for HTTP types fields built only to be converted back.
         http1Context = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
@@ -219,11 +221,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// one well-formed session cookie and the in-process cache to check it in.
     private func plan(for head: HTTPRequest) -> (Plan, session: TokenHash?)? {
         guard head.method == .get || head.method == .head, let path = head.path, Self.isPlainBodiless(head.headerFields) else { return nil }
+        guard http1Context != nil else { return nil }
         if Self.isVerifyPath(path) {
             guard cache != nil, let session = sessionToken(head) else { return nil }
             return (.verify, session)
         }
-        guard pool != nil, http1Context != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
+        guard pool != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
             upstream.scheme == "http"
         else { return nil }
         let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query))
@@ -250,8 +253,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// cookies of the name: the controller tries each in order).
     private func sessionToken(_ head: HTTPRequest) -> TokenHash? {
         let presented = CookieHeader.values(named: settings.gateway.configuration.cookie.name, in: head.headerFields[values: .cookie])
-        guard presented.count == 1, let token = SessionToken(cookieValue: presented[0]) else { return nil }
-        return token.hash
+        guard presented.count == 1 else { return nil }
+        return SessionToken.hash(ofCookieValue: presented[0])
     }
 
     static func isVerifyPath(_ path: String) -> Bool {
@@ -285,7 +288,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         candidate = nil
         switch (plan, identity) {
         case (.verify, let identity?):
-            writeIdentity(identity, context: context)
+            writeIdentity(identity)
             finish(context: context)
         case (.proxy(let proxy), let identity?):
             forward(head, plan: proxy, user: ForwardedIdentity(userId: identity.userId, email: identity.email), context: context)
@@ -316,12 +319,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func writeIdentity(_ identity: CachedIdentity, context: ChannelHandlerContext) {
-        var fields = settings.gateway.identityFields.verifyAnswer(ForwardedIdentity(userId: identity.userId, email: identity.email), reservingCapacity: 2)
-        fields[.contentLength] = "0"
-        fields[.date] = currentDate()
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: fields))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    /// `200` with the identity, as ``VerifyController`` answers it (never cached: I5), written
+    /// as HTTP/1 below the HTTP types codec like the proxy's responses.
+    private func writeIdentity(_ identity: CachedIdentity) {
+        guard let http1 = http1Context else { return }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5)
+        headers.add(name: settings.gateway.identityFields.userId.rawName, value: identity.userId)
+        headers.add(name: settings.gateway.identityFields.email.rawName, value: identity.email)
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Date", value: currentDate())
+        http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
     }
 
     private func currentDate() -> String {
