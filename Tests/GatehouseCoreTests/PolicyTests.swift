@@ -106,6 +106,9 @@ struct CookieHeaderTests {
     func parse() {
         let values = CookieHeader.values(named: "gatehouse_session", in: ["a=1; gatehouse_session=x;b=2", "gatehouse_session=\"y\"", "gatehouse_sessionx=z"])
         #expect(values == ["x", "y"])
+        // Two values across the headers: not one value.
+        #expect(CookieHeader.onlyValue(named: "gatehouse_session", in: ["a=1; gatehouse_session=x;b=2", "gatehouse_session=\"y\""]) == nil)
+        #expect(CookieHeader.onlyValue(named: "gatehouse_session", in: ["a=1", "gatehouse_session=\"y\""]) == "y")
     }
 
     @Test("the session cookie carries HttpOnly, SameSite=Lax, Path=/, Secure and Max-Age")
@@ -126,6 +129,7 @@ struct CookieHeaderTests {
     )
     func pairs(header: String, expected: [Substring]) {
         #expect(CookieHeader.values(named: "s", in: [header]) == expected)
+        #expect(CookieHeader.onlyValue(named: "s", in: [header]) == (expected.count == 1 ? expected[0] : nil))
     }
 
     @Test("removing a cookie keeps the others")

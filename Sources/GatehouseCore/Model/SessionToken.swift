@@ -45,7 +45,7 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
     public let hex: String
 
     init(_ digest: SHA256.Digest) {
-        self.hex = Self.hex(digest)
+        self.hex = digest.withUnsafeBytes { Self.hex($0) }
     }
 
     /// Wraps a stored hash.
@@ -59,14 +59,16 @@ public struct TokenHash: Sendable, Hashable, CustomStringConvertible {
     static let digits = Array("0123456789abcdef".utf8)
 
     /// Lowercase hex of bytes, without Foundation's formatting (this runs on every request).
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity(64)
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0f)])
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { output in
+            var index = 0
+            for byte in bytes {
+                output[index] = digits[Int(byte >> 4)]
+                output[index + 1] = digits[Int(byte & 0x0f)]
+                index += 2
+            }
+            return index
         }
-        return String(decoding: output, as: UTF8.self)
     }
 }
 
@@ -104,7 +106,7 @@ public enum Base64URL {
     /// Decodes unpadded base64url; `nil` for any other alphabet, padding, or a non-canonical
     /// encoding (stray bits in the last character), so each byte string has one spelling.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        let input = Array(text.utf8)
+        let input = text.utf8
         guard input.count % 4 != 1 else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(input.count * 3 / 4)

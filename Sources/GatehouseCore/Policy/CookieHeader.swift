@@ -17,17 +17,25 @@ public enum CookieHeader {
         for header in headers {
             forEachPair(in: header) { key, value in
                 guard header.utf8[key].elementsEqual(name.utf8) else { return }
-                var value = value
-                let bytes = header.utf8
-                if bytes.distance(from: value.lowerBound, to: value.upperBound) >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
-                    bytes[bytes.index(before: value.upperBound)] == UInt8(ascii: "\"")
-                {
-                    value = bytes.index(after: value.lowerBound)..<bytes.index(before: value.upperBound)
-                }
-                found.append(header[value])
+                found.append(unquoted(header, value))
             }
         }
         return found
+    }
+
+    /// The value of the cookie `name` when the headers hold exactly one, else `nil`: what
+    /// `values(named:in:)` finds when it finds one value, without building the list.
+    public static func onlyValue(named name: String, in headers: some Sequence<String>) -> Substring? {
+        var found: Substring?
+        var count = 0
+        for header in headers {
+            forEachPair(in: header) { key, value in
+                guard header.utf8[key].elementsEqual(name.utf8) else { return }
+                count += 1
+                found = unquoted(header, value)
+            }
+        }
+        return count == 1 ? found : nil
     }
 
     /// Removes every cookie called `name` from one `Cookie` header value; `nil` when nothing is left.
@@ -37,6 +45,17 @@ public enum CookieHeader {
             if !header.utf8[key].elementsEqual(name.utf8) { kept.append(header[piece]) }
         }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
+    }
+
+    /// `header[value]` without one pair of surrounding double quotes.
+    private static func unquoted(_ header: String, _ value: Range<String.Index>) -> Substring {
+        let bytes = header.utf8
+        if bytes.distance(from: value.lowerBound, to: value.upperBound) >= 2, bytes[value.lowerBound] == UInt8(ascii: "\""),
+            bytes[bytes.index(before: value.upperBound)] == UInt8(ascii: "\"")
+        {
+            return header[bytes.index(after: value.lowerBound)..<bytes.index(before: value.upperBound)]
+        }
+        return header[value]
     }
 
     private static func isSpaceOrTab(_ byte: UInt8) -> Bool {

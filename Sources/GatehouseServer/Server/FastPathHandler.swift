@@ -252,9 +252,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The token hash of the request's one well-formed session cookie, or `nil` (several
     /// cookies of the name: the controller tries each in order).
     private func sessionToken(_ head: HTTPRequest) -> TokenHash? {
-        let presented = CookieHeader.values(named: settings.gateway.configuration.cookie.name, in: head.headerFields[values: .cookie])
-        guard presented.count == 1 else { return nil }
-        return SessionToken.hash(ofCookieValue: presented[0])
+        let cookies = head.headerFields[values: .cookie]
+        guard let presented = CookieHeader.onlyValue(named: settings.gateway.configuration.cookie.name, in: cookies) else { return nil }
+        return SessionToken.hash(ofCookieValue: presented)
     }
 
     static func isVerifyPath(_ path: String) -> Bool {
