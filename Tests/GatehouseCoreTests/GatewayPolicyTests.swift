@@ -73,6 +73,18 @@ struct RouteTableTests {
         let keep = RouteConfiguration(prefix: "/api", upstream: "api", auth: .required)
         #expect(RouteTable.forwardedPath("/api/v1", route: keep) == "/api/v1")
     }
+
+    @Test("matching and prefix stripping compare bytes, so a combining mark after the prefix changes neither")
+    func bytes() {
+        // As graphemes, "/\u{338}" is not "/" followed by a mark: byte matching keeps the
+        // route that routing chose and the path that is forwarded in agreement.
+        #expect(RouteTable.path("/admin/\u{338}x", isUnder: "/admin/"))
+        #expect(RouteTable.path("/admin\u{338}", isUnder: "/admin") == false)
+        let admin = RouteConfiguration(prefix: "/admin/", upstream: "app", auth: .required, stripPrefix: true)
+        #expect(RouteTable.forwardedPath("/admin/\u{338}x", route: admin) == "/\u{338}x")
+        #expect(RouteTable.forwardedPath("/admin/é", route: admin) == "/é")
+        #expect(Self.table.match(host: "x", path: "/admin/\u{338}")?.upstream == "app")
+    }
 }
 
 @Suite("Redirect validation (SPEC §2.3)")

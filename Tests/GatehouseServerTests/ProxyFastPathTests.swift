@@ -62,14 +62,17 @@ struct ProxyFastPathTests {
         try await TestGatehouse.run(.live, configure: {
             $0.upstreams = ["app": "http://127.0.0.1:\(upstream.port)"]
             $0.routes = [RouteConfiguration(prefix: "/", upstream: "app", auth: .none)]
-        }) { api, _ in
+        }) { api, gatehouse in
             let port = try #require((api as? SocketTarget)?.port)
             let connection = try KeepAliveConnection(port: port)
-            // One client connection, so one event loop and one pool: the second GET takes the
-            // pooled connection, which the upstream closes on reading it.
-            let statuses = try await onThread { try (0..<4).map { _ in try connection.send("GET", "/x").status } }
-            #expect(statuses == [200, 200, 200, 200])
+            // One client connection, so one event loop and one pool: each GET after the first
+            // takes the pooled connection, which the upstream closes on reading it, and is
+            // retried once on a new connection (never on another pooled one).
+            let responses = try await onThread { try (0..<4).map { _ in try connection.send("GET", "/x") } }
+            #expect(responses.map(\.status) == [200, 200, 200, 200])
             #expect(upstream.connections.withLockedValue { $0 } == 4)
+            let last = try #require(Self.requestId(responses[3].head))
+            #expect(gatehouse.logs.text.contains("request_id=\(last) served=fast_path"))
         }
     }
 
@@ -104,6 +107,22 @@ struct ProxyFastPathTests {
             #expect(outcome.unwarmed == 0)
             #expect(outcome.forwarded == 1000)
             #expect(outcome.accepted == 0, "revoked sessions forwarded by B after logout on A returned")
+        }
+    }
+
+    @Test("a request with two Host headers is refused with 400 on both paths and reaches no upstream", arguments: SessionBackend.allCases)
+    func duplicateHost(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, gatehouse, _ in
+            let token = try #require(try await api.signup("hosts@example.com", ReverseProxyTests.password).sessionToken())
+            let port = try #require((api as? SocketTarget)?.port)
+            for (path, cookie) in [("/public/x", ""), ("/app/x", "Cookie: gatehouse_session=\(token)\r\n")] {
+                let response = try await onThread {
+                    try rawHTTP(port: port, "GET \(path) HTTP/1.1\r\nHost: app.example.com\r\nHost: admin.example.com\r\n\(cookie)Connection: close\r\n\r\n")
+                }
+                #expect(response.hasPrefix("HTTP/1.1 400"), "\(path): \(response.prefix(40))")
+                #expect(response.contains("invalid_request") && !response.contains("\"target\""))
+            }
+            #expect(!gatehouse.logs.text.contains("served=fast_path status=400"))
         }
     }
 

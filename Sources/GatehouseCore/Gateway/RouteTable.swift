@@ -38,9 +38,10 @@ public struct RouteTable: Sendable {
     /// The path to forward: the prefix removed when the route says so, never empty.
     public static func forwardedPath(_ path: String, route: RouteConfiguration) -> String {
         guard route.stripPrefix, route.prefix != "/" else { return path }
-        let bare = route.prefix.hasSuffix("/") ? String(route.prefix.dropLast()) : route.prefix
-        let rest = String(path.dropFirst(bare.count))
-        return rest.hasPrefix("/") ? rest : "/" + rest
+        // Bytes, as in matching, so that the two agree on every path (graphemes do not).
+        let bare = route.prefix.utf8.last == UInt8(ascii: "/") ? route.prefix.utf8.dropLast() : route.prefix.utf8[...]
+        let rest = Substring(path.utf8.dropFirst(bare.count))
+        return rest.utf8.first == UInt8(ascii: "/") ? String(rest) : "/" + rest
     }
 
     static func hostWithoutPort(_ host: String) -> String {

@@ -67,7 +67,10 @@ enum ProxyHeaders {
         if let host { headers.add(name: "Host", value: host) }
         for field in incoming {
             let name = field.name.canonicalName
-            if isHopByHop(name) || named.contains(name) || identity.isSpelling(name) || isForwardingHeader(name) || field.name == .contentLength {
+            // `Host` is the authority's alone (a second one is refused before this).
+            if isHopByHop(name) || named.contains(name) || identity.isSpelling(name) || isForwardingHeader(name) || field.name == .contentLength
+                || field.name == .host
+            {
                 continue
             }
             if field.name == .cookie {
@@ -228,6 +231,8 @@ struct RequestIdSequence {
 }
 
 extension HTTPField.Name {
+    /// A `Host` field left among the fields: the request had more than one.
+    static let host = HTTPField.Name("Host")!
     static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
     static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
     static let xForwardedMethod = HTTPField.Name("X-Forwarded-Method")!

@@ -20,6 +20,11 @@ struct ReverseProxyMiddleware: RouterMiddleware {
         let forwarding = ForwardingContext(peer: context.peerAddress, headers: request.headers, authority: request.head.authority, trustedProxies: gateway.configuration.trustedProxies)
         var echo = HTTPFields()
         echo[.xRequestId] = forwarding.requestId
+        // RFC 9112 §3.2: more than one Host is a 400; routing and the upstream could
+        // otherwise read different hosts.
+        if request.headers[.host] != nil {
+            return .error(AuthError(status: 400, code: "invalid_request", message: "More than one Host header."), headers: echo)
+        }
         switch try await gateway.route(target: target, authority: request.head.authority, headers: request.headers) {
         case .reserved:
             return try await next(request, context)

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// The client side of an event-loop proxy exchange: told, on the shared event loop, what the
 /// upstream answers.
 protocol UpstreamResponder: AnyObject {
-    /// A part of the upstream's final response (interim 1xx responses are not reported).
+    /// A part of the upstream's final response (the decoder drops interim 1xx responses).
     func upstreamResponse(_ part: HTTPClientResponsePart)
     /// The end of a batch of reads from the upstream: time to flush.
     func upstreamReadComplete()
@@ -54,9 +54,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var state = State.idle
     private var responder: (any UpstreamResponder)?
     private var keepAlive = true
-    /// An interim (1xx) response is being skipped.
-    private var skippingInterim = false
     private var inPool = false
+    /// The current exchange's response head was relayed (kept through a close, so that a
+    /// failure is reported for the phase it happened in).
+    private var responseStarted = false
     /// When the current state times out: the response head's deadline, the end of the body's
     /// idle time, or (in the pool) the idle connection's closing time.
     private var deadline = NIODeadline.distantFuture
@@ -87,6 +88,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         }
         self.responder = responder
         state = .awaitingHead
+        responseStarted = false
         keepAlive = head.isKeepAlive
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -132,14 +134,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
-            if head.status.code < 200, head.status != .switchingProtocols {
-                skippingInterim = true
-                return
-            }
             guard state == .awaitingHead, let responder else { return close() }
             guard head.status != .switchingProtocols else { return fail(.invalidResponse) }
             keepAlive = keepAlive && head.isKeepAlive
             state = .streaming
+            responseStarted = true
             arm(after: pool.configuration.idleTimeout)
             responder.upstreamResponse(part)
         case .body:
@@ -147,10 +146,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             arm(after: pool.configuration.idleTimeout)
             responder.upstreamResponse(part)
         case .end:
-            if skippingInterim {
-                skippingInterim = false
-                return
-            }
             guard state == .streaming, let responder else { return close() }
             self.responder = nil
             state = .idle
@@ -170,14 +165,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let wasStreaming = state == .streaming
         state = .closed
         timer?.task.cancel()
         timer = nil
         pool.remove(self)
         if let responder {
             self.responder = nil
-            responder.upstreamFailed(wasStreaming ? .closedInResponse : .closedBeforeResponse)
+            responder.upstreamFailed(responseStarted ? .closedInResponse : .closedBeforeResponse)
         }
         context.fireChannelInactive()
     }
@@ -227,6 +221,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         guard state != .closed, deadline != .distantFuture else { return }
         guard deadline <= .now() else { return schedule(at: deadline) }
         switch state {
+        case .awaitingHead where readHeld:
+            // The client is not taking bytes, so the head may be waiting unread: not the
+            // upstream's delay.
+            arm(after: pool.configuration.responseTimeout)
         case .awaitingHead, .streaming: fail(.timedOut)
         case .idle: if inPool { close() }
         case .closed: break

@@ -49,12 +49,13 @@ final class LoopUpstreamPool: @unchecked Sendable {
     }
 
     /// Hands `body` an idle connection to `upstream` (most recently used first, `reused`
-    /// true) or a new one, or the reason none could be opened (→ 502).
+    /// true) unless `fresh`, or a new one, or the reason none could be opened (→ 502).
     func withConnection(
-        to upstream: UpstreamTarget, _ body: @escaping (_ connection: Result<UpstreamConnectionHandler, any Error>, _ reused: Bool) -> Void
+        to upstream: UpstreamTarget, fresh: Bool = false,
+        _ body: @escaping (_ connection: Result<UpstreamConnectionHandler, any Error>, _ reused: Bool) -> Void
     ) {
         eventLoop.preconditionInEventLoop()
-        if let reused = idle[upstream.address]?.popLast() {
+        if !fresh, let reused = idle[upstream.address]?.popLast() {
             reused.leavePool()
             body(.success(reused), true)
             return

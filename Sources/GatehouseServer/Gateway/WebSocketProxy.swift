@@ -24,7 +24,8 @@ struct WebSocketProxy: Sendable {
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
     {
         let target = head.path ?? "/"
-        guard case .forward(let upstream, let path, let query, let user) = try await gateway.route(target: target, authority: head.authority, headers: head.headerFields) else {
+        guard head.headerFields[.host] == nil,
+            case .forward(let upstream, let path, let query, let user) = try await gateway.route(target: target, authority: head.authority, headers: head.headerFields) else {
             return .dontUpgrade
         }
         let peer = channel.remoteAddress?.ipAddress ?? "unknown"

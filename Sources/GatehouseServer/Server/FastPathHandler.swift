@@ -64,6 +64,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let upstream: UpstreamTarget
         let path: String
         let query: Substring
+        let auth: RouteAuth
     }
 
     /// An upstream exchange in progress.
@@ -76,6 +77,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let started = ContinuousClock.now
         var connection: UpstreamConnectionHandler?
         var reused = false
+        /// Already retried once on a new connection.
+        var retried = false
         /// The response's status, once its head was written to the client.
         var status: Int?
 
@@ -193,8 +196,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let session, let cache {
                 candidate = (head, plan)
                 decide(session, cache: cache, context: context)
-            } else if case .proxy(let proxy) = plan {
+            } else if case .proxy(let proxy) = plan, proxy.auth == .none {
                 forward(head, plan: proxy, user: nil, context: context)
+            } else {
+                // Not reached (`plan(for:)` asks for a session where one is needed); were it
+                // reached, the router decides: never forwarded without an identity (I5).
+                pass(head, context: context)
             }
         case .body, .end:
             if disposition == .hummingbird {
@@ -229,18 +236,19 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard pool != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
             upstream.scheme == "http"
         else { return nil }
-        let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query))
+        let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query, auth: route.auth))
         guard route.auth == .required else { return (plan, nil) }
         guard cache != nil, let session = sessionToken(head) else { return nil }
         return (plan, session)
     }
 
-    /// Whether a request's fields announce no body, no upgrade and no `Connection` option but
-    /// `keep-alive`: one pass over the fields.
+    /// Whether a request's fields announce no body, no upgrade, no `Connection` option but
+    /// `keep-alive`, and no second `Host` (the first is the authority; a second one is the
+    /// router's to refuse): one pass over the fields.
     static func isPlainBodiless(_ fields: HTTPFields) -> Bool {
         for field in fields {
             switch field.name {
-            case .transferEncoding, .upgrade: return false
+            case .transferEncoding, .upgrade, .host: return false
             case .contentLength where field.value != "0": return false
             case .connection where field.value.lowercased() != "keep-alive": return false
             default: continue
@@ -396,9 +404,9 @@ extension FastPathHandler: UpstreamResponder {
         connect(context: context)
     }
 
-    private func connect(context: ChannelHandlerContext) {
+    private func connect(context: ChannelHandlerContext, fresh: Bool = false) {
         guard let pool, let upstream = exchange?.upstream else { return }
-        pool.withConnection(to: upstream) { result, reused in
+        pool.withConnection(to: upstream, fresh: fresh) { result, reused in
             guard self.active, let exchange = self.exchange else {
                 if case .success(let connection) = result { connection.abandon() }
                 return
@@ -426,8 +434,9 @@ extension FastPathHandler: UpstreamResponder {
         case .body(let buffer):
             http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         case .end:
-            http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+            // Logged before the end leaves, so the line is there when the client has its answer.
             logExchange(status: exchange.status ?? 0)
+            http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
             self.exchange = nil
             finish(context: context)
         }
@@ -444,14 +453,13 @@ extension FastPathHandler: UpstreamResponder {
             settings.logger.warning("upstream failed mid-response", metadata: ["error": "\(failure)", "request_id": "\(current.requestId)"])
             exchange = nil
             context.close(promise: nil)
-        } else if failure == .closedBeforeResponse, current.reused {
+        } else if failure == .closedBeforeResponse, current.reused, !current.retried {
             // A kept-alive connection the upstream closed as it was taken: GET and HEAD are
-            // idempotent, so once more on a new connection.
-            // The failed connection has left the pool, so the pool opens a new one once no
-            // other idle connection is left.
+            // idempotent, so once more, on a new connection.
             current.connection = nil
             current.reused = false
-            connect(context: context)
+            current.retried = true
+            connect(context: context, fresh: true)
         } else {
             answerFailure(failure, error: failure, context: context)
         }
@@ -470,10 +478,10 @@ extension FastPathHandler: UpstreamResponder {
         fields[.contentLength] = String(body.readableBytes)
         fields[.xRequestId] = current.requestId
         fields[.date] = currentDate()
+        logExchange(status: authError.status)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: authError.status), headerFields: fields))), promise: nil)
         if current.method != .head { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        logExchange(status: authError.status)
         exchange = nil
         finish(context: context)
     }
