@@ -25,7 +25,9 @@ struct Gatehouse: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            StandardErrorLogOutput.shared.flush()
         } catch {
+            StandardErrorLogOutput.shared.flush()
             let code = exitCode(for: error)
             if code == .success {
                 // --help and --version.
@@ -85,11 +87,12 @@ struct CLIError: Error {
     let message: String
 }
 
-/// Logs to stderr at `level`; called once per process.
+/// Logs to stderr at `level`, through ``StandardErrorLogOutput`` so that logging never
+/// blocks the caller; called once per process.
 func bootstrapLogging(level: String) {
     let parsed = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = StreamLogHandler(label: label, stream: StandardErrorLogOutput.shared)
         handler.logLevel = parsed
         return handler
     }

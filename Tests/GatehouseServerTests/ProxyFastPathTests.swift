@@ -126,6 +126,64 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test("a log reader that stops reading does not stall the server: requests keep being answered, and the lines follow once it reads")
+    func stalledLogReader() async throws {
+        try await EchoUpstream.with { appPort in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let config = try writeTestConfiguration(in: directory, extra: """
+                upstreams:
+                  app: http://127.0.0.1:\(appPort)
+                routes:
+                  - {prefix: /, upstream: app, auth: none}
+                """)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: GatehouseProcess.binaryPath)
+            process.arguments = ["serve", "--config", config]
+            process.environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "GATEHOUSE_LOG_LEVEL": "info"]
+            let pipe = Pipe()
+            process.standardError = pipe
+            process.standardOutput = pipe
+            try process.run()
+            defer {
+                // A server stalled on its log cannot shut down gracefully: kill it after 5 s.
+                process.terminate()
+                for _ in 0..<250 where process.isRunning { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+            // Read until the server says where it listens, then never read again: the pipe
+            // (64 KiB) fills after a few hundred request lines.
+            let address = try await onThread { () -> String? in
+                var text = ""
+                while true {
+                    if let range = text.range(of: #"address=[0-9.]+:[0-9]+"#, options: .regularExpression) {
+                        return String(text[range].dropFirst("address=".count))
+                    }
+                    let chunk = pipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { return nil }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+            }
+            let listening = try #require(address, "gatehouse did not start")
+            let answered = try await onThread { () -> Int in
+                let connection = try KeepAliveConnection(address: listening)
+                var answered = 0
+                // About 200 bytes of log each: 1 MB, fifteen times what the pipe holds.
+                for index in 0..<5_000 where try connection.send("GET", "/page/\(index)").status == 200 {
+                    answered += 1
+                }
+                return answered
+            }
+            #expect(answered == 5_000)
+            // Reading again, every line arrives (fewer than the 10,000 the output queues
+            // before it drops and counts), and the server shuts down cleanly.
+            let reader = Task { try await onThread { String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) } }
+            process.terminate()
+            let rest = try await reader.value
+            #expect(rest.components(separatedBy: " served=fast_path").count - 1 == 5_000)
+        }
+    }
+
     static func requestId(_ head: String) -> String? {
         head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-request-id:") }
             .map { String($0.dropFirst("x-request-id:".count)).trimmingCharacters(in: .whitespaces) }
