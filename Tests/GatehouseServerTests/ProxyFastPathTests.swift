@@ -21,6 +21,12 @@ struct ProxyFastPathTests {
             let port = try #require((api as? SocketTarget)?.port)
             let connection = try KeepAliveConnection(port: port)
             let cookie = "Cookie: gatehouse_session=\(token)\r\n"
+            // Until the session is in this loop's cache (the signup's own write may still be
+            // invalidating a first read), a request may go to the router: wait for that.
+            #expect(try await eventually {
+                let warm = try await onThread { try connection.send("GET", "/app/warm", cookie: token) }
+                return gatehouse.logs.text.contains("request_id=\(Self.requestId(warm.head) ?? "-") served=fast_path")
+            })
             // The event loop takes requests while Hummingbird has no response outstanding, one
             // at a time with the rest held; from the first router request on, the router
             // answers the rest of the batch.
