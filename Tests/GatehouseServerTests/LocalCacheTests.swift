@@ -60,7 +60,7 @@ extension TwoInstances {
     }
 }
 
-@Suite("In-process session cache and the verify fast path (SPEC §3, I3)", .serialized)
+@Suite("In-process session cache and the fast path (SPEC §3, I3)", .serialized)
 struct LocalCacheTests {
 
     @Test("logout on instance A, then verify on instance B right after (under 10 ms) is rejected, 10,000 times, with concurrent load on B")

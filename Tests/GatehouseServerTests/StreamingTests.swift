@@ -15,12 +15,7 @@ struct StreamingTests {
         try await EchoUpstream.with { appPort in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
-            let config = try writeTestConfiguration(in: directory, extra: """
-                upstreams:
-                  app: http://127.0.0.1:\(appPort)
-                routes:
-                  - {prefix: /public/, upstream: app, auth: none}
-                """)
+            let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
             let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
             defer { gatehouse.terminate() }
             let baseline = gatehouse.residentKiB

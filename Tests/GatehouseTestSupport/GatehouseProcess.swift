@@ -123,6 +123,11 @@ public struct ProcessError: Error, CustomStringConvertible {
 }
 
 /// A configuration file for tests: cheap Argon2 parameters, a database in `directory`.
+/// YAML for one upstream, `app` on a loopback port, behind one route.
+public func singleRouteYAML(appPort: Int, prefix: String, auth: String) -> String {
+    "upstreams:\n  app: http://127.0.0.1:\(appPort)\nroutes:\n  - {prefix: \(prefix), upstream: app, auth: \(auth)}\n"
+}
+
 public func writeTestConfiguration(in directory: TemporaryDirectory, extra: String = "") throws -> String {
     let path = directory.file("gatehouse.yaml")
     let yaml = """

@@ -128,8 +128,9 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var cacheTTL: Duration
     /// Connections to Redis per instance; requests are pipelined on them.
     public var connections: Int
-    /// Sessions kept in process for the verify fast path (all event loops together); 0 turns
-    /// the in-process cache and the fast path off.
+    /// Sessions kept in process for the fast path's session checks (all event loops
+    /// together); 0 turns the in-process cache off, and verify and authenticated proxying go
+    /// through the router.
     public var localCacheSize: Int
 
     /// Creates a Redis configuration.

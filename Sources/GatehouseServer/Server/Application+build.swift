@@ -19,7 +19,7 @@ public struct GatehouseDependencies: Sendable {
     public let store: any AuthStore
     /// The Redis cache, when `redis.url` is set.
     public let cache: CachedAuthStore?
-    /// The in-process cache behind the verify fast path, when Redis is set and
+    /// The in-process cache behind the fast path (verify, authenticated proxying), when Redis is set and
     /// `redis.local_cache_size` is not 0.
     public let localCache: LocalSessionCache?
     /// The Argon2id pool.

@@ -19,7 +19,8 @@ public struct CachedIdentity: Sendable {
 }
 
 /// Sessions validated through Redis, cached in process: one cache per event loop, so that
-/// the verify fast path answers without a lock, a task or a round trip (SPEC §3).
+/// the event-loop fast path (verify, authenticated proxying) answers without a lock, a task or a
+/// round trip (SPEC §3).
 ///
 /// Kept correct by Redis client-side caching (I3). Each loop has two connections of its own:
 /// an *invalidation* connection subscribed to `__redis__:invalidate`, and a *data* connection
