@@ -136,6 +136,33 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test("a client that stops reading its download holds the upstream back: the process does not buffer the body")
+    func slowReaderBackpressure() async throws {
+        try await EchoUpstream.with { appPort in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
+            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
+            defer { gatehouse.terminate() }
+            let size = 96 << 20
+            let connection = try KeepAliveConnection(address: gatehouse.address)
+            // Warm up the pools and buffers, so the baseline is a server that has proxied.
+            #expect(try await onThread { try connection.send("GET", "/public/small").status } == 200)
+            let baseline = gatehouse.residentKiB
+            let head = try await onThread { () -> String in
+                try connection.write("GET /public/big/\(size) HTTP/1.1\r\nHost: x\r\n\r\n")
+                return try connection.readHead()
+            }
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            // Nobody reads for 2 s: the socket buffers fill, then the upstream must wait.
+            try await Task.sleep(for: .seconds(2))
+            let growthMiB = (gatehouse.residentKiB - baseline) / 1024
+            #expect(growthMiB < 32, "RSS grew by \(growthMiB) MiB while the client read nothing of \(size >> 20) MiB")
+            #expect(try await onThread { try connection.discard(size) } == size)
+            #expect(gatehouse.log.contains("path=/public/big/\(size)") && gatehouse.log.contains("served=fast_path status=200"))
+        }
+    }
+
     @Test("a log reader that stops reading does not stall the server: requests keep being answered, and the lines follow once it reads")
     func stalledLogReader() async throws {
         try await EchoUpstream.with { appPort in

@@ -104,6 +104,38 @@ public final class KeepAliveConnection: @unchecked Sendable {
         guard sendAll(text, on: descriptor) else { throw ProcessError(message: "send() failed") }
     }
 
+    /// Reads and discards `count` bytes (what is buffered first); the number read before the
+    /// connection closed, if it closed first.
+    public func discard(_ count: Int) throws -> Int {
+        var remaining = count
+        let buffered = min(buffer.count, remaining)
+        buffer.removeFirst(buffered)
+        remaining -= buffered
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while remaining > 0 {
+            let received = recv(descriptor, &chunk, min(chunk.count, remaining), 0)
+            guard received > 0 else { break }
+            remaining -= received
+        }
+        return count - remaining
+    }
+
+    /// Reads one response head only; the body stays unread.
+    public func readHead() throws -> String {
+        let separator = Array("\r\n\r\n".utf8)
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            if let end = buffer.firstRange(of: separator) {
+                let head = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
+                buffer.removeFirst(end.upperBound)
+                return head
+            }
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            guard count > 0 else { throw ProcessError(message: "connection to port \(port) closed before a head") }
+            buffer += chunk[0..<count]
+        }
+    }
+
     /// Reads one response (head, and a body framed by Content-Length unless it answers a HEAD).
     public func readResponse(answeringHead: Bool = false) throws -> (status: Int, head: String, body: String) {
         let separator = Array("\r\n\r\n".utf8)
