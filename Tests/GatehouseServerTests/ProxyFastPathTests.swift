@@ -138,12 +138,7 @@ struct ProxyFastPathTests {
 
     @Test("a client that stops reading its download holds the upstream back: the process does not buffer the body")
     func slowReaderBackpressure() async throws {
-        try await EchoUpstream.with { appPort in
-            let directory = try TemporaryDirectory()
-            defer { directory.remove() }
-            let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
-            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
-            defer { gatehouse.terminate() }
+        try await GatehouseProcess.withPublicEcho { gatehouse in
             let size = 96 << 20
             let connection = try KeepAliveConnection(address: gatehouse.address)
             // Warm up the pools and buffers, so the baseline is a server that has proxied.

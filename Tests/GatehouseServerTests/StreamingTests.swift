@@ -12,12 +12,7 @@ struct StreamingTests {
 
     @Test("a 1 GiB download and a 1 GiB upload pass through with bounded RSS")
     func oneGiB() async throws {
-        try await EchoUpstream.with { appPort in
-            let directory = try TemporaryDirectory()
-            defer { directory.remove() }
-            let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
-            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
-            defer { gatehouse.terminate() }
+        try await GatehouseProcess.withPublicEcho { gatehouse in
             let baseline = gatehouse.residentKiB
             let peak = NIOLockedValueBox(baseline)
             let sampling = Task {

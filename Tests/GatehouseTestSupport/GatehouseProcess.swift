@@ -123,6 +123,21 @@ public struct ProcessError: Error, CustomStringConvertible {
 }
 
 /// A configuration file for tests: cheap Argon2 parameters, a database in `directory`.
+extension GatehouseProcess {
+    /// Runs `body` with a `gatehouse serve` process (log level `info`, its own temp directory)
+    /// in front of a live echo upstream on the public route `/public/`.
+    public static func withPublicEcho<T: Sendable>(_ body: @Sendable (GatehouseProcess) async throws -> T) async throws -> T {
+        try await EchoUpstream.with { appPort in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
+            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
+            defer { gatehouse.terminate() }
+            return try await body(gatehouse)
+        }
+    }
+}
+
 /// YAML for one upstream, `app` on a loopback port, behind one route.
 public func singleRouteYAML(appPort: Int, prefix: String, auth: String) -> String {
     "upstreams:\n  app: http://127.0.0.1:\(appPort)\nroutes:\n  - {prefix: \(prefix), upstream: app, auth: \(auth)}\n"
