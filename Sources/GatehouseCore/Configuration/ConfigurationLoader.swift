@@ -51,7 +51,7 @@ public enum ConfigurationLoader {
             "password.workers", "password.queue_limit", "login_url", "allowed_redirect_hosts",
             "trusted_proxies", "proxy.connect_timeout", "proxy.response_timeout", "proxy.idle_timeout",
             "identity_headers.user_id", "identity_headers.email",
-            "log.level",
+            "log.level", "log.format",
         ]
         return Dictionary(uniqueKeysWithValues: keys.map { (variableName(for: $0), $0.split(separator: ".").map(String.init)) })
     }()
@@ -203,6 +203,11 @@ public enum ConfigurationLoader {
             guard LogConfiguration.levels.contains(configuration.log.level) else {
                 throw ConfigurationError(key: "log.level", message: "expected one of \(LogConfiguration.levels.joined(separator: ", "))")
             }
+            let format = try log.string("format", default: configuration.log.format.rawValue)
+            guard let parsed = LogFormat(rawValue: format) else {
+                throw ConfigurationError(key: "log.format", message: "expected text or json")
+            }
+            configuration.log.format = parsed
             try log.finish()
         }
         try top.finish()

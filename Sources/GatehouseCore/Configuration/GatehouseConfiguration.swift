@@ -266,11 +266,22 @@ public struct RouteConfiguration: Sendable, Equatable {
 public struct LogConfiguration: Sendable, Equatable {
     /// Lowest level written: trace, debug, info, notice, warning, error, critical.
     public var level: String
+    /// How each line is written.
+    public var format: LogFormat
 
     /// Creates a log configuration.
-    public init(level: String = "info") {
+    public init(level: String = "info", format: LogFormat = .text) {
         self.level = level
+        self.format = format
     }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+    /// `timestamp level label: message key=value ...`.
+    case text
+    /// One JSON object per line, with stable keys.
+    case json
 }
 
 /// The identity headers Gatehouse sets (and strips from clients in every spelling).

@@ -129,29 +129,6 @@ struct Gateway: Sendable {
     }
 }
 
-/// An upstream base URL, parsed once.
-struct UpstreamTarget: Sendable {
-    let scheme: String
-    let host: String
-    let port: Int
-    let basePath: String
-    /// `host:port`, the key of a connection pool.
-    let address: String
-
-    init?(_ url: String) {
-        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return nil }
-        self.scheme = scheme
-        self.host = host
-        self.port = components.port ?? (scheme == "https" ? 443 : 80)
-        self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
-        self.address = "\(host):\(port)"
-    }
-
-    func url(path: String, query: Substring) -> String {
-        "\(scheme)://\(host):\(port)\(basePath)\(path)\(query)"
-    }
-}
-
 extension HTTPField.Name {
     static let location = HTTPField.Name("Location")!
 }

@@ -1,0 +1,32 @@
+import Foundation
+
+/// An upstream base URL, parsed once.
+public struct UpstreamTarget: Sendable, Equatable {
+    /// `http` or `https`.
+    public let scheme: String
+    /// Host name or address.
+    public let host: String
+    /// TCP port (the scheme's default when the URL names none).
+    public let port: Int
+    /// Path the forwarded path is appended to, without a trailing `/`.
+    public let basePath: String
+    /// `host:port`, the key of a connection pool.
+    public let address: String
+
+    /// Parses an `http://` or `https://` URL with a host; `nil` otherwise.
+    public init?(_ url: String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, scheme == "http" || scheme == "https",
+            let host = components.host, !host.isEmpty
+        else { return nil }
+        self.scheme = scheme
+        self.host = host
+        self.port = components.port ?? (scheme == "https" ? 443 : 80)
+        self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
+        self.address = "\(host):\(port)"
+    }
+
+    /// The absolute URL of `path` and `query` on this upstream.
+    public func url(path: String, query: Substring) -> String {
+        "\(scheme)://\(host):\(port)\(basePath)\(path)\(query)"
+    }
+}
