@@ -12,7 +12,7 @@ func withStore<T>(idleTimeout: Duration = .zero, _ body: (SQLiteAuthStore, Gateh
     defer { directory.remove() }
     let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("db/gatehouse.sqlite")))
     try database.migrate()
-    return try await body(SQLiteAuthStore(database: database, idleTimeout: idleTimeout), database)
+    return try await body(SQLiteAuthStore(database: database, policy: SessionPolicy(idleTimeout: idleTimeout)), database)
 }
 
 let client = ClientInfo(ip: "192.0.2.1", userAgent: "tests")

@@ -52,40 +52,77 @@ public final class CachedAuthStore: AuthStore, Service {
     public var trustEpoch: Int? { trustedState.withLockedValue { $0.trusted ? $0.epoch : nil } }
 
     /// Until when (milliseconds since 1970) a validation of this session may be answered
-    /// without the stores: before its expiry, its idle limit, its next `last_seen_at` write and
-    /// `cache_ttl` from now. `nil` when it must not be (a disabled user). The idle limit needs
-    /// no term of its own: it falls after the next `last_seen_at` write is due, which goes to
-    /// the stores.
-    public func usableUntil(_ user: User, _ session: Session, nowMilliseconds: Int64) -> Int64? {
-        guard user.isActive else { return nil }
-        return min(
-            Timestamp.milliseconds(session.expiresAt),
-            Timestamp.milliseconds(session.lastSeenAt) + sqlite.lastSeenInterval.milliseconds,
-            nowMilliseconds + cacheTTL.milliseconds
-        )
+    /// from memory: the session policy's bound with `cache_ttl`; `nil` when it must not be.
+    public func answerableUntil(_ user: User, _ session: Session, nowMilliseconds: Int64) -> Int64? {
+        sqlite.policy.answerableUntil(user, session, nowMilliseconds: nowMilliseconds, cacheTTL: cacheTTL)
     }
 
     // MARK: Validation
 
+    /// What one `GET` of a session's key found.
+    public enum CachedSessionReply: Sendable {
+        /// A cached session.
+        case entry(User, Session)
+        /// A revocation's tombstone.
+        case tombstone
+        /// No key, or a value this version cannot read: SQLite answers.
+        case absent
+
+        /// The reply for a `GET` of `tokenHash`'s key; `nil` for anything but a string or null.
+        public init?(_ value: RESPValue, tokenHash: TokenHash) {
+            switch value {
+            case .bulkString(let bytes):
+                let text = String(decoding: bytes, as: UTF8.self)
+                if text == SessionCacheEntry.tombstone {
+                    self = .tombstone
+                } else if let (user, session) = SessionCacheEntry.decode(text, tokenHash: tokenHash) {
+                    self = .entry(user, session)
+                } else {
+                    self = .absent
+                }
+            case .null:
+                self = .absent
+            default:
+                return nil
+            }
+        }
+    }
+
     public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
-        let key = SessionCacheEntry.key(tokenHash)
+        var reply: CachedSessionReply?
         if isTrusted {
             do {
-                switch try await redis.send("GET", key) {
-                case .bulkString(let bytes):
-                    let text = String(decoding: bytes, as: UTF8.self)
-                    if text == SessionCacheEntry.tombstone { return .unknown }
-                    if let (user, session) = SessionCacheEntry.decode(text, tokenHash: tokenHash) {
-                        if let answer = try await answerFromCache(user, session, key: key, now: now) { return answer }
-                    }
-                case .null:
-                    break
-                default:
-                    distrust("unexpected reply to GET")
-                }
+                reply = CachedSessionReply(try await redis.send("GET", SessionCacheEntry.key(tokenHash)), tokenHash: tokenHash)
+                if reply == nil { distrust("unexpected reply to GET") }
             } catch let error as RedisError {
                 distrust("\(error)")
             }
+        }
+        return try await validateSession(tokenHash, after: reply, now: now)
+    }
+
+    /// The rest of a validation once Redis's answer is known (`nil`: Redis was not asked, or
+    /// its answer cannot be used): a cached entry is judged by the session policy, anything
+    /// else is read from SQLite and back-filled. The event-loop fast path calls this with the
+    /// reply of its own `GET`, so a session costs one Redis round trip on either path.
+    public func validateSession(_ tokenHash: TokenHash, after reply: CachedSessionReply?, now: Date) async throws -> SessionValidation {
+        let key = SessionCacheEntry.key(tokenHash)
+        switch reply {
+        case .tombstone:
+            return .unknown
+        case .entry(let user, let session):
+            switch sqlite.policy.verdict(user, session, nowMilliseconds: Timestamp.milliseconds(now)) {
+            case .userDisabled:
+                return .userDisabled
+            case .live(let writeDue):
+                if writeDue { try await touch(user, session, key: key, now: now) }
+                return .valid(user, session)
+            case .expired:
+                // SQLite deletes and audits it; the entry goes too.
+                Task { _ = try? await redis.send("DEL", key) }
+            }
+        case .absent, nil:
+            break
         }
         let answer = try await sqlite.validateSession(tokenHash, now: now)
         if case .valid(let user, let session) = answer, isTrusted {
@@ -95,26 +132,15 @@ public final class CachedAuthStore: AuthStore, Service {
         return answer
     }
 
-    /// The answer for a cached entry, or `nil` to ask SQLite (expiry and idle limits reached).
-    private func answerFromCache(_ user: User, _ session: Session, key: String, now: Date) async throws -> SessionValidation? {
-        let nowMilliseconds = Timestamp.milliseconds(now)
-        guard user.isActive else { return .userDisabled }
-        guard !sqlite.isExpired(session, nowMilliseconds: nowMilliseconds) else {
-            // SQLite deletes and audits it; the entry goes too.
-            Task { _ = try? await redis.send("DEL", key) }
-            return nil
-        }
-        if nowMilliseconds - Timestamp.milliseconds(session.lastSeenAt) >= sqlite.lastSeenInterval.milliseconds {
-            // The same throttle as without the cache: one last_seen write per session per minute.
-            try await sqlite.touchSession(id: session.id, now: now)
-            var touched = session
-            touched.lastSeenAt = now
-            // Atomic and tombstone-aware: a revocation that landed since the GET must win
-            // (a plain SET XX would bring the session back under the tombstone's TTL).
-            let value = SessionCacheEntry.encode(user, touched)
-            Task { _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, value, SessionCacheEntry.tombstone) }
-        }
-        return .valid(user, session)
+    /// Writes a due `last_seen_at` and refreshes the cached entry to match.
+    private func touch(_ user: User, _ session: Session, key: String, now: Date) async throws {
+        try await sqlite.touchSession(id: session.id, now: now)
+        var touched = session
+        touched.lastSeenAt = now
+        // Atomic and tombstone-aware: a revocation that landed since the GET must win
+        // (a plain SET XX would bring the session back under the tombstone's TTL).
+        let value = SessionCacheEntry.encode(user, touched)
+        Task { _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, value, SessionCacheEntry.tombstone) }
     }
 
     /// Writes a session to Redis (write-through or back-fill) with its user index.

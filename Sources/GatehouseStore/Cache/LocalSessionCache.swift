@@ -7,10 +7,8 @@ import ServiceLifecycle
 
 /// A verify answer that may be given from memory, and until when.
 public struct CachedIdentity: Sendable {
-    /// The session's user.
-    public let userId: String
-    /// The user's email.
-    public let email: String
+    /// Whose session it is.
+    public let identity: Identity
     /// Milliseconds since 1970 after which the stores must be asked again (expiry, idle
     /// limit, a due `last_seen_at` write, or `redis.cache_ttl`, whichever comes first).
     public let usableUntil: Int64
@@ -79,7 +77,8 @@ public final class LoopSessionCache: @unchecked Sendable {
     /// The loop that owns this cache, its connections and every call into it.
     public let eventLoop: any EventLoop
 
-    private let store: CachedAuthStore
+    /// The store this loop's cache follows (and finishes lookups with).
+    public let store: CachedAuthStore
     private let capacity: Int
     private let logger: Logger
     private let timeout: TimeAmount
@@ -94,8 +93,17 @@ public final class LoopSessionCache: @unchecked Sendable {
     /// A GET in flight; poisoned when an invalidation for its key arrives before its reply.
     private final class Load {
         var poisoned = false
-        let promise: EventLoopPromise<CachedIdentity?>
-        init(promise: EventLoopPromise<CachedIdentity?>) { self.promise = promise }
+        let promise: EventLoopPromise<Loaded>
+        init(promise: EventLoopPromise<Loaded>) { self.promise = promise }
+    }
+
+    /// What ``load(_:nowMilliseconds:)`` found.
+    public enum Loaded: Sendable {
+        /// A live session, now cached: answer.
+        case identity(CachedIdentity)
+        /// The stores must answer, given this reply of Redis (`nil`: none that may be used,
+        /// as after an error, a timeout or an invalidation that overtook the reply).
+        case stores(CachedAuthStore.CachedSessionReply?)
     }
 
     private var entries: [String: CachedIdentity] = [:]
@@ -143,13 +151,14 @@ public final class LoopSessionCache: @unchecked Sendable {
         return store.trustEpoch != nil
     }
 
-    /// Reads a session from Redis on this loop's tracked connection and caches it when it is a
-    /// live session the fast path may answer. `nil` means "ask the stores": not cached in
-    /// Redis, a tombstone, a refresh due, a disabled user, an error or a timeout.
-    public func load(_ tokenHash: TokenHash, nowMilliseconds: Int64) -> EventLoopFuture<CachedIdentity?> {
+    /// Reads a session from Redis on this loop's tracked connection, and caches it when it
+    /// is a live session that may be answered from memory. Anything else (a tombstone, a
+    /// miss, a write due, a disabled user) is for ``CachedAuthStore/validateSession(_:after:now:)``
+    /// with the reply, so that no second GET is spent.
+    public func load(_ tokenHash: TokenHash, nowMilliseconds: Int64) -> EventLoopFuture<Loaded> {
         eventLoop.preconditionInEventLoop()
         guard case .up(let data, _) = link, let epoch = store.trustEpoch else {
-            return eventLoop.makeSucceededFuture(nil)
+            return eventLoop.makeSucceededFuture(.stores(nil))
         }
         let key = tokenHash.hex
         if let running = loads[key] { return running.promise.futureResult }
@@ -159,41 +168,33 @@ public final class LoopSessionCache: @unchecked Sendable {
         let generation = self.generation
         request.promise.futureResult.assumeIsolated().whenComplete { result in
             if self.loads[key] === load { self.loads.removeValue(forKey: key) }
-            var identity: CachedIdentity?
-            if case .success(.bulkString(let bytes)) = result,
-                let (user, session) = SessionCacheEntry.decode(String(decoding: bytes, as: UTF8.self), tokenHash: tokenHash),
-                let until = self.store.usableUntil(user, session, nowMilliseconds: nowMilliseconds), until > nowMilliseconds
-            {
-                identity = CachedIdentity(userId: user.id, email: user.email, usableUntil: until, trustEpoch: epoch)
-            }
-            if case .failure(let error) = result {
-                // Also keeps the controller from spending a second Redis timeout (I2).
+            var reply: CachedAuthStore.CachedSessionReply?
+            switch result {
+            case .success(let value):
+                reply = CachedAuthStore.CachedSessionReply(value, tokenHash: tokenHash)
+                if reply == nil { self.store.distrust("in-process cache: unexpected reply to GET") }
+            case .failure(let error):
+                // Also keeps the stores from spending a second Redis timeout (I2).
                 self.store.distrust("in-process cache: GET failed: \(error)")
             }
             // An invalidation since the GET was sent, a new link or a new trust period: the
             // value may already be stale, so it is neither kept nor answered.
-            guard !load.poisoned, generation == self.generation, epoch == self.store.trustEpoch, let identity else {
-                load.promise.succeed(nil)
+            guard !load.poisoned, generation == self.generation, epoch == self.store.trustEpoch else {
+                load.promise.succeed(.stores(nil))
                 return
             }
+            guard case .entry(let user, let session) = reply,
+                let until = self.store.answerableUntil(user, session, nowMilliseconds: nowMilliseconds), until > nowMilliseconds
+            else {
+                load.promise.succeed(.stores(reply))
+                return
+            }
+            let identity = CachedIdentity(identity: user.identity, usableUntil: until, trustEpoch: epoch)
             self.insert(key, identity)
-            load.promise.succeed(identity)
+            load.promise.succeed(.identity(identity))
         }
         RedisClient.write([request], on: data)
         return load.promise.futureResult
-    }
-
-    /// Reads a session from SQLite on a thread pool (never on this loop: I4), for when Redis
-    /// cannot be asked. Answers only a live session with no write due, and caches nothing:
-    /// only what Redis invalidation covers may be kept.
-    public func loadFromDatabase(_ tokenHash: TokenHash, nowMilliseconds: Int64) -> EventLoopFuture<CachedIdentity?> {
-        let store = self.store
-        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-            guard let (user, session) = try store.sqlite.liveSession(tokenHash, nowMilliseconds: nowMilliseconds),
-                let until = store.usableUntil(user, session, nowMilliseconds: nowMilliseconds), until > nowMilliseconds
-            else { return nil }
-            return CachedIdentity(userId: user.id, email: user.email, usableUntil: until, trustEpoch: -1)
-        }
     }
 
     private func insert(_ key: String, _ identity: CachedIdentity) {

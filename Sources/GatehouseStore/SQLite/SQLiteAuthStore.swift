@@ -6,10 +6,8 @@ import GatehouseCore
 public final class SQLiteAuthStore: AuthStore {
     /// The database.
     public let database: GatehouseDatabase
-    /// Sessions unused for this long stop validating; zero turns it off.
-    public let idleTimeout: Duration
-    /// `last_seen_at` is written at most this often per session.
-    public let lastSeenInterval: Duration
+    /// Liveness, idle timeout and `last_seen_at` writes: the one session policy.
+    public let policy: SessionPolicy
     /// Whether revocations also write cache invalidations (when a Redis cache is in front).
     public let recordsCacheInvalidations: Bool
     /// How long an invalidation is worth keeping: no cached entry outlives a session lifetime.
@@ -17,12 +15,11 @@ public final class SQLiteAuthStore: AuthStore {
 
     /// Creates a store over a migrated database.
     public init(
-        database: GatehouseDatabase, idleTimeout: Duration = .zero, lastSeenInterval: Duration = .seconds(60),
+        database: GatehouseDatabase, policy: SessionPolicy = SessionPolicy(),
         recordsCacheInvalidations: Bool = false, invalidationRetention: Duration = .seconds(86400)
     ) {
         self.database = database
-        self.idleTimeout = idleTimeout
-        self.lastSeenInterval = lastSeenInterval
+        self.policy = policy
         self.recordsCacheInvalidations = recordsCacheInvalidations
         self.invalidationRetention = invalidationRetention
     }
@@ -101,7 +98,7 @@ public final class SQLiteAuthStore: AuthStore {
     /// ``validateSession(_:now:)``'s job.
     public func liveSession(_ tokenHash: TokenHash, nowMilliseconds: Int64) throws -> (User, Session)? {
         guard let (user, session) = try database.pool.read({ db in try Self.findSession(db, tokenHash) }),
-            user.isActive, !isExpired(session, nowMilliseconds: nowMilliseconds)
+            case .live = policy.verdict(user, session, nowMilliseconds: nowMilliseconds)
         else { return nil }
         return (user, session)
     }
@@ -109,26 +106,25 @@ public final class SQLiteAuthStore: AuthStore {
     public func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation {
         let found = try await database.pool.read { db in try Self.findSession(db, tokenHash) }
         guard let (user, session) = found else { return .unknown }
-        guard user.isActive else { return .userDisabled }
-        let nowMilliseconds = Timestamp.milliseconds(now)
-        if isExpired(session, nowMilliseconds: nowMilliseconds) {
+        return try await settle(user, session, now: now)
+    }
+
+    /// Acts on the policy's verdict for a session read from a store (SQLite or a cache entry):
+    /// an expiry is deleted and audited, a due `last_seen_at` written.
+    public func settle(_ user: User, _ session: Session, now: Date) async throws -> SessionValidation {
+        switch policy.verdict(user, session, nowMilliseconds: Timestamp.milliseconds(now)) {
+        case .userDisabled:
+            return .userDisabled
+        case .expired:
             _ = try await database.write { db in
                 try self.deleteSessions(db, where: "s.id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
             }
             return .expired
-        }
-        if nowMilliseconds - Timestamp.milliseconds(session.lastSeenAt) >= lastSeenInterval.milliseconds {
+        case .live(let writeDue):
             // Throttled: at most one write per session per interval, whatever the request rate.
-            try await touchSession(id: session.id, now: now)
+            if writeDue { try await touchSession(id: session.id, now: now) }
+            return .valid(user, session)
         }
-        return .valid(user, session)
-    }
-
-    func isExpired(_ session: Session, nowMilliseconds: Int64) -> Bool {
-        if Timestamp.milliseconds(session.expiresAt) <= nowMilliseconds { return true }
-        guard idleTimeout > .zero else { return false }
-        // last_seen_at lags by up to lastSeenInterval, so idle expiry is that much lenient.
-        return Timestamp.milliseconds(session.lastSeenAt) + idleTimeout.milliseconds + lastSeenInterval.milliseconds <= nowMilliseconds
     }
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
@@ -234,9 +230,9 @@ public final class SQLiteAuthStore: AuthStore {
         let nowMilliseconds = Timestamp.milliseconds(now)
         var condition = "s.expires_at <= ?"
         var arguments: [DatabaseValue] = [nowMilliseconds.databaseValue]
-        if idleTimeout > .zero {
+        if let idle = policy.idleCutoff(nowMilliseconds: nowMilliseconds) {
             condition += " OR s.last_seen_at <= ?"
-            arguments.append((nowMilliseconds - idleTimeout.milliseconds - lastSeenInterval.milliseconds).databaseValue)
+            arguments.append(idle.databaseValue)
         }
         let retention = nowMilliseconds - invalidationRetention.milliseconds
         return try await database.write { [condition, arguments] db in
@@ -249,13 +245,13 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.ping()
     }
 
-    /// Writes `last_seen_at` unless it was written less than ``lastSeenInterval`` ago.
+    /// Writes `last_seen_at` unless it was written less than the policy's interval ago.
     public func touchSession(id: String, now: Date) async throws {
         let nowMilliseconds = Timestamp.milliseconds(now)
         try await database.pool.write { db in
             try db.execute(
                 sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at <= ?",
-                arguments: [nowMilliseconds.databaseValue, id.databaseValue, (nowMilliseconds - self.lastSeenInterval.milliseconds).databaseValue]
+                arguments: [nowMilliseconds.databaseValue, id.databaseValue, self.policy.lastSeenWriteCutoff(nowMilliseconds: nowMilliseconds).databaseValue]
             )
         }
     }
