@@ -70,13 +70,15 @@ struct FastPathHandlerTests {
         }
     }
 
-    @Test("only /auth/verify and /auth/forward, with or without a query, are fast-path paths")
+    @Test("only GET|HEAD /auth/verify and /auth/forward, with or without a query, are verify endpoints")
     func verifyPaths() {
         for path in ["/auth/verify", "/auth/verify?x=1", "/auth/forward", "/auth/forward?"] {
-            #expect(FastPathHandler.isVerifyPath(path), "\(path)")
+            #expect(GatewayPolicy.isVerifyEndpoint(path, method: .get), "\(path)")
+            #expect(GatewayPolicy.isVerifyEndpoint(path, method: .head), "\(path)")
+            #expect(!GatewayPolicy.isVerifyEndpoint(path, method: .post), "\(path)")
         }
         for path in ["/auth/verifyx", "/auth/verify/", "/auth/forwarded", "/auth/me", "/", "/app/auth/verify"] {
-            #expect(!FastPathHandler.isVerifyPath(path), "\(path)")
+            #expect(!GatewayPolicy.isVerifyEndpoint(path, method: .get), "\(path)")
         }
     }
 }

@@ -143,7 +143,3 @@ extension Optional {
         return try await transform(value)
     }
 }
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-}

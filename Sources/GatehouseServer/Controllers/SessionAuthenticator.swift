@@ -2,8 +2,10 @@ import Foundation
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import Logging
 
-/// Finds the session a request's cookie stands for: where every session is validated.
+/// Finds the session a request's cookie stands for: where every session is validated, for
+/// the router and for the fast path when its in-process cache cannot answer.
 struct SessionAuthenticator: Sendable {
     let store: any AuthStore
     let cookie: CookieConfiguration
@@ -24,15 +26,15 @@ struct SessionAuthenticator: Sendable {
             .compactMap { SessionToken(cookieValue: $0)?.hash }
     }
 
-    /// Validates the request's session cookies (see ``authenticate(headers:)``).
+    /// Validates the request's session cookies (see ``authenticate(cookies:)``).
     func authenticate(_ request: Request) async throws -> Outcome {
-        try await authenticate(headers: request.headers)
+        try await authenticate(cookies: CookieHeader.values(named: cookie.name, in: request.headers[values: .cookie]))
     }
 
-    /// Validates the request's session cookies against the store; a store error propagates
-    /// (and becomes a 5xx), so a failure never authenticates anyone (I5).
-    func authenticate(headers: HTTPFields) async throws -> Outcome {
-        let presented = CookieHeader.values(named: cookie.name, in: headers[values: .cookie])
+    /// Validates session cookie values in order against the store; the first live one wins.
+    /// A store error propagates (and becomes a 5xx), so a failure never authenticates
+    /// anyone (I5).
+    func authenticate(cookies presented: [Substring]) async throws -> Outcome {
         guard !presented.isEmpty else { return .anonymous }
         for value in presented {
             // Garbage never reaches the store: only well-formed tokens are hashed and looked up.
@@ -42,5 +44,31 @@ struct SessionAuthenticator: Sendable {
             }
         }
         return .rejected
+    }
+
+    /// The gateway decision's view of ``authenticate(cookies:)``; a store error is logged
+    /// and answered as ``SessionAnswer/failed``.
+    func answer(cookies: [Substring], logger: Logger) async -> SessionAnswer {
+        do {
+            switch try await authenticate(cookies: cookies) {
+            case .authenticated(let user, _): return .live(user.identity)
+            case .anonymous: return .anonymous
+            case .rejected: return .rejected
+            }
+        } catch {
+            logger.error("session check failed; refusing", metadata: ["error": "\(error)"])
+            return .failed
+        }
+    }
+
+    /// The gateway decision's view of one validation (the fast path finishing a Redis reply).
+    static func answer(logger: Logger, _ validation: () async throws -> SessionValidation) async -> SessionAnswer {
+        do {
+            guard case .valid(let user, _) = try await validation() else { return .rejected }
+            return .live(user.identity)
+        } catch {
+            logger.error("session check failed; refusing", metadata: ["error": "\(error)"])
+            return .failed
+        }
     }
 }

@@ -23,25 +23,21 @@ struct WebSocketProxy: Sendable {
     func shouldUpgrade(_ head: HTTPRequest, channel: any Channel, logger: Logger) async throws
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
     {
-        let target = head.path ?? "/"
-        guard head.headerFields[.host] == nil,
-            case .forward(let upstream, let path, let query, let user) = try await gateway.route(target: target, authority: head.authority, headers: head.headerFields) else {
-            return .dontUpgrade
-        }
-        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-        let forwarding = ForwardingContext(peer: peer, headers: head.headerFields, authority: head.authority, trustedProxies: gateway.configuration.trustedProxies)
-        let rewritten = ProxyHeaders.upstreamRequest(
-            head.headerFields, host: nil, identity: gateway.identityFields, user: user,
-            cookieName: gateway.configuration.cookie.name, client: forwarding
+        let client = ForwardingContext(
+            connection: ConnectionFacts(peer: channel.remoteAddress?.ipAddress ?? "unknown", trustedProxies: gateway.configuration.trustedProxies),
+            headers: head.headerFields, authority: head.authority
         )
-        // The WebSocket client writes the handshake's own headers.
+        // The gateway's decision, as for any request; only a forward is upgraded, everything
+        // else goes on as plain HTTP and gets the same decision's answer from the router.
+        guard case .forward(let upstream) = await gateway.decide(head, client: client, logger: logger) else { return .dontUpgrade }
+        // The WebSocket client writes the handshake's own headers, and `Host` from the URL.
         let upstreamHeaders = HTTPFields(
-            rewritten.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } }
-                .filter { !Self.handshakeHeaders.contains($0.name.canonicalName) }
+            upstream.headers.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } }
+                .filter { !Self.handshakeHeaders.contains($0.name.canonicalName) && $0.name != .host }
         )
-        let scheme = upstream.scheme == "https" ? "wss" : "ws"
-        let url = "\(scheme)://\(upstream.host):\(upstream.port)\(upstream.basePath)\(path)\(query)"
-        let requestId = forwarding.requestId
+        let scheme = upstream.upstream.scheme == "https" ? "wss" : "ws"
+        let url = "\(scheme)://\(upstream.upstream.host):\(upstream.upstream.port)\(upstream.uri)"
+        let requestId = upstream.requestId
         var responseHeaders = HTTPFields()
         responseHeaders[.xRequestId] = requestId
         return .upgrade(responseHeaders) { inbound, outbound, context in

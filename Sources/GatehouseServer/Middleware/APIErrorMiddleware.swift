@@ -3,28 +3,36 @@ import GatehouseStore
 import Hummingbird
 import Logging
 
-/// Turns every error into the API's JSON error body, and logs one line per request.
-///
-/// The log line holds the method, the path without its query, the status, the time taken and
-/// `served=router` (``FastPathHandler`` writes the same line with `served=fast_path`): never
-/// a header, a cookie or a body, so no secret reaches the log (I1).
+/// Computes the request's client facts once, turns every error into the API's JSON error
+/// body, and writes the request's ``AccessLog`` line (`served=router`).
 struct APIErrorMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
+    /// Whose `X-Forwarded-*` and `X-Request-Id` are believed.
+    let trustedProxies: [CIDR]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let response: Response
+        // The request's client facts and its one id, computed once: every log line of the
+        // request carries this id, and so do the upstream and the client.
+        let forwarding = ForwardingContext(
+            connection: ConnectionFacts(peer: context.peerAddress, trustedProxies: trustedProxies), headers: request.headers,
+            authority: request.head.authority
+        )
+        var context = context
+        context.forwarding = forwarding
+        context.logger[metadataKey: "hb.request.id"] = nil
+        context.logger[metadataKey: "request_id"] = "\(forwarding.requestId)"
+        var response: Response
         do {
             response = try await next(request, context)
         } catch {
             response = .error(Self.authError(for: error, context: context))
         }
-        var metadata: Logger.Metadata = [
-            "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
-            "ms": "\((ContinuousClock.now - start).milliseconds)", "served": "router",
-        ]
-        if let requestId = response.headers[.xRequestId] { metadata["request_id"] = "\(requestId)" }
-        context.logger.info("request", metadata: metadata)
+        if response.headers[.xRequestId] == nil { response.headers[.xRequestId] = forwarding.requestId }
+        AccessLog.request(
+            context.logger, method: request.method, path: request.uri.path, status: Int(response.status.code), started: start, requestId: nil,
+            served: .router
+        )
         return response
     }
 

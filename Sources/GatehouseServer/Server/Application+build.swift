@@ -36,7 +36,7 @@ public struct GatehouseDependencies: Sendable {
         )
         let endpoint = configuration.redis.endpoint
         let sqlite = SQLiteAuthStore(
-            database: database, idleTimeout: configuration.session.idleTimeout,
+            database: database, policy: SessionPolicy(idleTimeout: configuration.session.idleTimeout),
             recordsCacheInvalidations: endpoint != nil, invalidationRetention: configuration.session.lifetime
         )
         var cache: CachedAuthStore?
@@ -101,10 +101,10 @@ public struct GatehouseDependencies: Sendable {
 /// The router for every Gatehouse endpoint; `gateway` forwards proxied requests.
 func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
-    router.add(middleware: APIErrorMiddleware())
+    router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies))
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
-    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.redirects).addRoutes(to: router)
+    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.policy.redirects).addRoutes(to: router)
     VerifyController(gateway: gateway).addRoutes(to: router)
     return router
 }

@@ -8,22 +8,21 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// Answers the hot requests on the event loop and passes every other request to Hummingbird
-/// untouched (SPEC §3). It sits after HTTP decoding and before Hummingbird in every HTTP/1
-/// connection, and answers two kinds of request:
-/// - `GET|HEAD /auth/verify` and `/auth/forward` for a live session: `200` + identity;
-/// - `GET|HEAD` without a body on a proxied route over plain HTTP, forwarded on a keep-alive
-///   connection of this loop's ``LoopUpstreamPool`` (a route with `auth: required` only for a
-///   live session).
+/// The gateway decision on the event loop (SPEC §3): an adapter of ``GatewayPolicy`` like the
+/// router's, for the requests it can carry to the end itself. It sits after HTTP decoding and
+/// before Hummingbird in every HTTP/1 connection and takes every bodiless `GET|HEAD` (no
+/// `Upgrade`, no `Connection` option but `keep-alive`) that is not one of Gatehouse's own
+/// endpoints other than verify:
+/// - it asks the policy, looks the session up when the decision needs one (the loop's
+///   ``LoopSessionCache``, else one Redis GET on the loop's own connection, else the stores:
+///   one SQLite read when Redis cannot be asked), and
+/// - renders the decision: the verify answers, the refusals, the login redirect, and a
+///   forward on a keep-alive connection of this loop's ``LoopUpstreamPool``.
 ///
-/// A session is live when the loop's ``LoopSessionCache`` holds it, one Redis GET on the
-/// loop's own connection finds it, or (when Redis cannot be asked) one SQLite read on a
-/// thread pool does. Anything else (no cookie, a rejected or unknown session, several session
-/// cookies, a body, a `Connection` header other than `keep-alive`, `Upgrade`, an `https`
-/// upstream) goes to Hummingbird, whose controllers and ``ReverseProxyMiddleware`` decide
-/// exactly as they would without this handler. Fail closed (I5): the only 2xx written for a
-/// verify carries `X-User-Id`, and a request to an `auth: required` route is forwarded only
-/// with the identity of a live session, set after every client-sent spelling was removed.
+/// What it passes to Hummingbird is what only the router can answer: Gatehouse's own API, a
+/// request with a body or an upgrade, and a forward to an `https` upstream. Fail closed (I5):
+/// the decision is the policy's, so the only 2xx of a verify carries the identity, and a
+/// request to an `auth: required` route is forwarded only with the identity of a live session.
 ///
 /// HTTP/1 order: a request is taken here only when Hummingbird has finished every response on
 /// the connection, and while its answer is pending (a session lookup, an upstream exchange)
@@ -54,17 +53,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case pending
     }
 
-    /// What a request taken here asks for.
-    private enum Plan {
-        case verify
-        case proxy(ProxyPlan)
-    }
-
-    private struct ProxyPlan {
-        let upstream: UpstreamTarget
-        let path: String
-        let query: Substring
-        let auth: RouteAuth
+    /// A request taken here, waiting for its session lookup.
+    private struct Taken {
+        let head: HTTPRequest
+        let client: ForwardingContext
+        let pending: PendingDecision
+        let started: ContinuousClock.Instant
     }
 
     /// An upstream exchange in progress.
@@ -74,7 +68,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let method: HTTPRequest.Method
         let path: Substring
         let upstream: UpstreamTarget
-        let started = ContinuousClock.now
+        let started: ContinuousClock.Instant
         var connection: UpstreamConnectionHandler?
         var reused = false
         /// Already retried once on a new connection.
@@ -82,12 +76,13 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The response's status, once its head was written to the client.
         var status: Int?
 
-        init(request: HTTPRequestHead, requestId: String, method: HTTPRequest.Method, path: Substring, upstream: UpstreamTarget) {
-            self.request = request
-            self.requestId = requestId
-            self.method = method
+        init(_ head: UpstreamRequestHead, path: Substring, started: ContinuousClock.Instant) {
+            self.request = HTTPRequestHead(version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: head.uri, headers: head.headers)
+            self.requestId = head.requestId
+            self.method = head.method
             self.path = path
-            self.upstream = upstream
+            self.upstream = head.upstream
+            self.started = started
         }
     }
 
@@ -109,8 +104,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held = CircularBuffer<Held>()
     /// The pending request's `.end` has arrived (and is not in `held`).
     private var pendingEnded = false
-    /// The head and plan of a request waiting for its session lookup.
-    private var candidate: (head: HTTPRequest, plan: Plan)?
+    /// The request waiting for its session lookup.
+    private var taken: Taken?
     private var exchange: Exchange?
     /// The context of Hummingbird's HTTP/1 ⇄ HTTP types codec, below which answers are written;
     /// without it nothing is answered here.
@@ -122,10 +117,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var active = true
     private var date: (second: Int64, text: String) = (0, "")
     /// The TCP peer, and whether it is one of `trusted_proxies`: decided once per connection.
-    private lazy var peer: (address: String, trusted: Bool) = {
-        let address = context?.channel.remoteAddress?.ipAddress ?? "unknown"
-        return (address, ClientAddress.isTrusted(address, settings.gateway.configuration.trustedProxies))
-    }()
+    private lazy var connection = ConnectionFacts(
+        peer: context?.channel.remoteAddress?.ipAddress ?? "unknown", trustedProxies: settings.gateway.configuration.trustedProxies
+    )
 
     init(settings: Settings) {
         self.settings = settings
@@ -190,25 +184,41 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            guard inHummingbird == 0, let (plan, session) = plan(for: head) else { return pass(head, context: context) }
-            disposition = .pending
-            pendingEnded = false
-            if let session, let cache {
-                candidate = (head, plan)
-                decide(session, cache: cache, context: context)
-            } else if case .proxy(let proxy) = plan, proxy.auth == .none {
-                forward(head, plan: proxy, user: nil, context: context)
-            } else {
-                // Not reached (`plan(for:)` asks for a session where one is needed); were it
-                // reached, the router decides: never forwarded without an identity (I5).
-                pass(head, context: context)
-            }
+            take(head, context: context)
         case .body, .end:
             if disposition == .hummingbird {
                 readsSinceComplete = true
                 context.fireChannelRead(wrapInboundOut(part))
             }
         }
+    }
+
+    /// Decides a request here, or passes it to Hummingbird when only the router can answer it.
+    private func take(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        guard inHummingbird == 0, http1Context != nil, head.method == .get || head.method == .head, Self.isPlainBodiless(head.headerFields)
+        else { return pass(head, context: context) }
+        let started = ContinuousClock.now
+        let client = ForwardingContext(connection: connection, headers: head.headerFields, authority: head.authority) { requestIds.next() }
+        switch settings.gateway.policy.examine(head, client: client) {
+        case .decided(.reserved):
+            pass(head, context: context)
+        case .decided(let decision):
+            if case .forward(let upstream) = decision, !canExchange(with: upstream.upstream) { return pass(head, context: context) }
+            disposition = .pending
+            pendingEnded = false
+            render(decision, head: head, client: client, started: started, context: context)
+        case .needsSession(let pending):
+            if let upstream = pending.upstream, !canExchange(with: upstream) { return pass(head, context: context) }
+            disposition = .pending
+            pendingEnded = false
+            taken = Taken(head: head, client: client, pending: pending, started: started)
+            lookUp(pending.cookies, context: context)
+        }
+    }
+
+    /// Whether this loop can forward to `upstream` itself (plain HTTP, a pool).
+    private func canExchange(with upstream: UpstreamTarget) -> Bool {
+        pool != nil && upstream.scheme == "http"
     }
 
     private func pass(_ head: HTTPRequest, context: ChannelHandlerContext) {
@@ -223,32 +233,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
-    /// What this handler would do with a request and the session it must check first, or
-    /// `nil` for Hummingbird. A verify, or a route with `auth: required`, is only taken with
-    /// one well-formed session cookie and the in-process cache to check it in.
-    private func plan(for head: HTTPRequest) -> (Plan, session: TokenHash?)? {
-        guard head.method == .get || head.method == .head, let path = head.path, Self.isPlainBodiless(head.headerFields) else { return nil }
-        guard http1Context != nil else { return nil }
-        if Self.isVerifyPath(path) {
-            guard cache != nil, let session = sessionToken(head) else { return nil }
-            return (.verify, session)
-        }
-        guard pool != nil, case .matched(let route, let upstream, let forwardedPath, let query) = settings.gateway.resolve(target: path, authority: head.authority),
-            upstream.scheme == "http"
-        else { return nil }
-        let plan = Plan.proxy(ProxyPlan(upstream: upstream, path: forwardedPath, query: query, auth: route.auth))
-        guard route.auth == .required else { return (plan, nil) }
-        guard cache != nil, let session = sessionToken(head) else { return nil }
-        return (plan, session)
-    }
-
-    /// Whether a request's fields announce no body, no upgrade, no `Connection` option but
-    /// `keep-alive`, and no second `Host` (the first is the authority; a second one is the
-    /// router's to refuse): one pass over the fields.
+    /// Whether a request's fields announce no body, no upgrade and no `Connection` option but
+    /// `keep-alive`: one pass over the fields. (A second `Host` is the decision's to refuse.)
     static func isPlainBodiless(_ fields: HTTPFields) -> Bool {
         for field in fields {
             switch field.name {
-            case .transferEncoding, .upgrade, .host: return false
+            case .transferEncoding, .upgrade: return false
             case .contentLength where field.value != "0": return false
             case .connection where field.value.lowercased() != "keep-alive": return false
             default: continue
@@ -257,54 +247,76 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    /// The token hash of the request's one well-formed session cookie, or `nil` (several
-    /// cookies of the name: the controller tries each in order).
-    private func sessionToken(_ head: HTTPRequest) -> TokenHash? {
-        let cookies = head.headerFields[values: .cookie]
-        guard let presented = CookieHeader.onlyValue(named: settings.gateway.configuration.cookie.name, in: cookies) else { return nil }
-        return SessionToken.hash(ofCookieValue: presented)
-    }
-
-    static func isVerifyPath(_ path: String) -> Bool {
-        for endpoint in ["/auth/verify", "/auth/forward"] where path.hasPrefix(endpoint) {
-            let rest = path.utf8.dropFirst(endpoint.utf8.count)
-            if rest.isEmpty || rest.first == UInt8(ascii: "?") { return true }
+    /// Looks the session up and decides: a hit in memory after the current batch of reads (so
+    /// that an invalidation already received by this loop is applied first); else one Redis
+    /// GET on this loop's connection, whose reply the stores finish with when it is not a
+    /// live session; else the stores (SQLite when Redis cannot be asked). Never twice.
+    private func lookUp(_ cookies: [Substring], context: ChannelHandlerContext) {
+        guard !cookies.isEmpty else { return decide(.anonymous, context: context) }
+        let authenticator = settings.gateway.authenticator
+        let logger = settings.logger
+        guard cookies.count == 1, let cache else {
+            // Several session cookies (each tried in order) or no in-process cache.
+            return answer(context: context) { await authenticator.answer(cookies: cookies, logger: logger) }
         }
-        return false
-    }
-
-    /// Looks the session up: from memory after the current batch of reads, so that an
-    /// invalidation already received by this loop is applied first; else from Redis or SQLite.
-    private func decide(_ tokenHash: TokenHash, cache: LoopSessionCache, context: ChannelHandlerContext) {
+        guard let tokenHash = SessionToken.hash(ofCookieValue: cookies[0]) else { return decide(.rejected, context: context) }
         context.eventLoop.assumeIsolated().execute {
-            let now = Timestamp.milliseconds(Date())
-            if let identity = cache.lookup(tokenHash, nowMilliseconds: now) {
-                self.resolve(identity, context: context)
-            } else {
-                // Redis (one GET on this loop's connection) while it can be asked, else SQLite.
-                let load = cache.canLoad ? cache.load(tokenHash, nowMilliseconds: now) : cache.loadFromDatabase(tokenHash, nowMilliseconds: now)
-                load.assumeIsolated().whenComplete { result in
-                    self.resolve(try? result.get(), context: context)
+            let now = Date()
+            if let hit = cache.lookup(tokenHash, nowMilliseconds: Timestamp.milliseconds(now)) {
+                return self.decide(.live(hit.identity), context: context)
+            }
+            guard cache.canLoad else {
+                return self.answer(context: context) { await authenticator.answer(cookies: cookies, logger: logger) }
+            }
+            cache.load(tokenHash, nowMilliseconds: Timestamp.milliseconds(now)).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(.identity(let identity)):
+                    self.decide(.live(identity.identity), context: context)
+                case .success(.stores(let reply)):
+                    let store = cache.store
+                    self.answer(context: context) {
+                        await SessionAuthenticator.answer(logger: logger) { try await store.validateSession(tokenHash, after: reply, now: now) }
+                    }
+                case .failure(let error):
+                    logger.error("session check failed; refusing", metadata: ["error": "\(error)"])
+                    self.decide(.failed, context: context)
                 }
             }
         }
     }
 
-    /// Acts on a session lookup: answer or forward for a live session, else Hummingbird decides.
-    private func resolve(_ identity: CachedIdentity?, context: ChannelHandlerContext) {
-        guard active, let (head, plan) = candidate else { return }
-        candidate = nil
-        switch (plan, identity) {
-        case (.verify, let identity?):
-            writeIdentity(identity)
-            finish(context: context)
-        case (.proxy(let proxy), let identity?):
-            forward(head, plan: proxy, user: ForwardedIdentity(userId: identity.userId, email: identity.email), context: context)
-        case (_, nil):
+    /// Runs a lookup off the loop and decides with its answer on the loop.
+    private func answer(context: ChannelHandlerContext, _ lookup: @escaping @Sendable () async -> SessionAnswer) {
+        let promise = context.eventLoop.makePromise(of: SessionAnswer.self)
+        promise.completeWithTask(lookup)
+        promise.futureResult.assumeIsolated().whenSuccess { self.decide($0, context: context) }
+    }
+
+    /// The decision, once the session is known.
+    private func decide(_ session: SessionAnswer, context: ChannelHandlerContext) {
+        guard active, let taken else { return }
+        self.taken = nil
+        render(taken.pending.decide(session), head: taken.head, client: taken.client, started: taken.started, context: context)
+    }
+
+    /// Renders a decision: forwards, or writes its answer.
+    private func render(_ decision: GatewayDecision, head: HTTPRequest, client: ForwardingContext, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        if case .forward(let upstream) = decision {
+            exchange = Exchange(upstream, path: (head.path ?? "/").prefix { $0 != "?" }, started: started)
+            return connect(context: context)
+        }
+        guard let answer = GatewayAnswer(decision, requestId: client.requestId, identity: settings.gateway.identityFields) else {
+            // `.reserved` is passed before any lookup, and a forward is exchanged above.
             pass(head, context: context)
             if pendingEnded { context.fireChannelRead(wrapInboundOut(.end(nil))) }
-            finish(context: context)
+            return finish(context: context)
         }
+        write(answer, method: head.method)
+        AccessLog.request(
+            settings.logger, method: head.method, path: (head.path ?? "/").prefix { $0 != "?" }, status: answer.status, started: started,
+            requestId: client.requestId, served: .fastPath
+        )
+        finish(context: context)
     }
 
     /// The pending request is answered (or handed on): replay what was held behind it.
@@ -327,18 +339,20 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// `200` with the identity, as ``VerifyController`` answers it (never cached: I5), written
-    /// as HTTP/1 below the HTTP types codec like the proxy's responses.
-    private func writeIdentity(_ identity: CachedIdentity) {
+    /// A decision's answer, written as HTTP/1 below the HTTP types codec like the upstream
+    /// responses, with `Content-Length` and `Date`; no body for HEAD.
+    private func write(_ answer: GatewayAnswer, method: HTTPRequest.Method) {
         guard let http1 = http1Context else { return }
         var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        headers.add(name: settings.gateway.identityFields.userId.rawName, value: identity.userId)
-        headers.add(name: settings.gateway.identityFields.email.rawName, value: identity.email)
-        headers.add(name: "Cache-Control", value: "no-store")
-        headers.add(name: "Content-Length", value: "0")
+        headers.reserveCapacity(answer.headers.count + 2)
+        for field in answer.headers { headers.add(name: field.name.rawName, value: field.value) }
+        headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
         headers.add(name: "Date", value: currentDate())
-        http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let status = HTTPResponseStatus(statusCode: answer.status)
+        http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if method != .head, !answer.body.isEmpty {
+            http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+        }
         http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
     }
 
@@ -387,23 +401,6 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 // MARK: Proxy
 
 extension FastPathHandler: UpstreamResponder {
-    /// Forwards a bodiless request as `user` (identity headers stripped in every spelling,
-    /// then set from the session: I5), with the same header rules as ``ReverseProxyMiddleware``.
-    private func forward(_ head: HTTPRequest, plan: ProxyPlan, user: ForwardedIdentity?, context: ChannelHandlerContext) {
-        let configuration = settings.gateway.configuration
-        let forwarding = ForwardingContext(peer: peer.address, trusted: peer.trusted, headers: head.headerFields, authority: head.authority) { requestIds.next() }
-        let headers = ProxyHeaders.upstreamRequest(
-            head.headerFields, host: head.authority ?? plan.upstream.address, identity: settings.gateway.identityFields, user: user,
-            cookieName: configuration.cookie.name, client: forwarding
-        )
-        let target = head.path ?? "/"
-        let request = HTTPRequestHead(
-            version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: plan.upstream.basePath + plan.path + plan.query, headers: headers
-        )
-        exchange = Exchange(request: request, requestId: forwarding.requestId, method: head.method, path: target.prefix { $0 != "?" }, upstream: plan.upstream)
-        connect(context: context)
-    }
-
     private func connect(context: ChannelHandlerContext, fresh: Bool = false) {
         guard let pool, let upstream = exchange?.upstream else { return }
         pool.withConnection(to: upstream, fresh: fresh) { result, reused in
@@ -469,32 +466,16 @@ extension FastPathHandler: UpstreamResponder {
     private func answerFailure(_ failure: UpstreamFailure, error: any Error, context: ChannelHandlerContext) {
         guard let current = exchange else { return }
         settings.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(current.requestId)"])
-        let authError: AuthError = failure == .timedOut ? .upstreamTimeout : .upstreamUnavailable
-        let body = ByteBuffer(string: authError.json.string)
-        var fields = HTTPFields()
-        fields.reserveCapacity(5)
-        fields[.contentType] = "application/json; charset=utf-8"
-        fields[.cacheControl] = "no-store"
-        fields[.contentLength] = String(body.readableBytes)
-        fields[.xRequestId] = current.requestId
-        fields[.date] = currentDate()
-        logExchange(status: authError.status)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: authError.status), headerFields: fields))), promise: nil)
-        if current.method != .head { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let answer = GatewayAnswer(error: .upstreamFailure(timedOut: failure == .timedOut), requestId: current.requestId)
+        logExchange(status: answer.status)
+        write(answer, method: current.method)
         exchange = nil
         finish(context: context)
     }
 
-    /// The per-request line ``APIErrorMiddleware`` writes for Hummingbird's answers.
+    /// The request's ``AccessLog`` line.
     private func logExchange(status: Int) {
-        guard settings.logger.logLevel <= .info, let current = exchange else { return }
-        settings.logger.info(
-            "request",
-            metadata: [
-                "method": "\(current.method)", "path": "\(current.path)", "status": "\(status)",
-                "ms": "\((ContinuousClock.now - current.started).milliseconds)", "request_id": "\(current.requestId)", "served": "fast_path",
-            ]
-        )
+        guard let current = exchange else { return }
+        AccessLog.request(settings.logger, method: current.method, path: current.path, status: status, started: current.started, requestId: current.requestId, served: .fastPath)
     }
 }

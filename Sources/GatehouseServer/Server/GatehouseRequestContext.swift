@@ -1,12 +1,16 @@
+import GatehouseCore
 import Hummingbird
 import NIOCore
 
-/// Per-request state: Hummingbird's core context plus the TCP peer's address.
+/// Per-request state: Hummingbird's core context, the TCP peer's address and the request's
+/// client facts (trust, scheme, request id), computed once by ``APIErrorMiddleware``.
 public struct GatehouseRequestContext: RequestContext {
     /// Hummingbird's storage.
     public var coreContext: CoreRequestContextStorage
     /// The TCP peer's IP address (`unknown` when there is no socket, as in router tests).
     public let peerAddress: String
+    /// The request's client facts and id; set once per request, before any controller runs.
+    public internal(set) var forwarding: ForwardingContext?
 
     /// Creates the context for a request arriving on `source.channel`.
     public init(source: ApplicationRequestContextSource) {

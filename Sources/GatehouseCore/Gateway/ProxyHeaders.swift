@@ -1,14 +1,14 @@
-import GatehouseCore
 import HTTPTypes
+import Synchronization
 import NIOHTTP1
 
 /// Header rewriting for forwarded requests and responses: pure functions, unit-tested
 /// without sockets. They run for every proxied request, so they compare bytes and build no
 /// sets or Foundation strings.
-enum ProxyHeaders {
+public enum ProxyHeaders {
     /// Whether `canonicalName` (lowercase) is an RFC 9110 §7.6.1 connection-specific header,
     /// never forwarded either way.
-    static func isHopByHop(_ canonicalName: String) -> Bool {
+    public static func isHopByHop(_ canonicalName: String) -> Bool {
         switch canonicalName {
         case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
             "transfer-encoding", "upgrade":
@@ -19,7 +19,7 @@ enum ProxyHeaders {
     }
 
     /// The header names a `Connection` header lists (lowercase), which are hop-by-hop too.
-    static func connectionOptions(_ values: [String]) -> [String] {
+    public static func connectionOptions(_ values: [String]) -> [String] {
         var names: [String] = []
         for value in values {
             for token in value.utf8.split(separator: UInt8(ascii: ",")) {
@@ -33,7 +33,7 @@ enum ProxyHeaders {
     }
 
     /// Removes hop-by-hop headers, including those the `Connection` header names.
-    static func removingHopByHop(_ fields: HTTPFields) -> HTTPFields {
+    public static func removingHopByHop(_ fields: HTTPFields) -> HTTPFields {
         let named = connectionOptions(fields[values: .connection])
         var kept = HTTPFields()
         kept.reserveCapacity(fields.count)
@@ -45,7 +45,7 @@ enum ProxyHeaders {
     }
 
     /// Whether `canonicalName` is one the forwarding context sets, so the client's copy goes.
-    static func isForwardingHeader(_ canonicalName: String) -> Bool {
+    public static func isForwardingHeader(_ canonicalName: String) -> Bool {
         switch canonicalName {
         case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded": return true
         default: return false
@@ -58,8 +58,8 @@ enum ProxyHeaders {
     ///
     /// Security invariants enforced here: every client-sent identity header is dropped
     /// (before Gatehouse's own are added), and Gatehouse's session cookie never leaves.
-    static func upstreamRequest(
-        _ incoming: HTTPFields, host: String?, identity: IdentityFields, user: ForwardedIdentity?, cookieName: String, client: ForwardingContext
+    public static func upstreamRequest(
+        _ incoming: HTTPFields, host: String?, identity: IdentityFields, user: Identity?, cookieName: String, client: ForwardingContext
     ) -> HTTPHeaders {
         let named = connectionOptions(incoming[values: .connection])
         var headers = HTTPHeaders()
@@ -94,7 +94,7 @@ enum ProxyHeaders {
     /// headers (and those the upstream's `Connection` names) dropped, `X-Request-Id` set, and
     /// `Date` set to `date` when given and the upstream sent none. HTTP/1 headers both ways:
     /// the upstream's names were validated by the HTTP/1 decoder that parsed them.
-    static func clientResponse(_ upstream: HTTPHeaders, requestId: String, date: String? = nil) -> HTTPHeaders {
+    public static func clientResponse(_ upstream: HTTPHeaders, requestId: String, date: String? = nil) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(upstream.count + 2)
         var connection: [String] = []
@@ -114,21 +114,16 @@ enum ProxyHeaders {
     }
 }
 
-/// Whose request is forwarded: the values of the identity headers.
-struct ForwardedIdentity: Sendable, Equatable {
-    let userId: String
-    let email: String
-}
 
 /// The identity header names of the configuration, validated once, and the answer a verify
 /// endpoint gives for a live session.
-struct IdentityFields: Sendable {
-    let userId: HTTPField.Name
-    let email: HTTPField.Name
+public struct IdentityFields: Sendable {
+    public let userId: HTTPField.Name
+    public let email: HTTPField.Name
     /// Both names lowercase with `_` as `-`, for ``isSpelling(_:)``.
     private let folded: [[UInt8]]
 
-    init(_ names: IdentityHeaderNames) {
+    public init(_ names: IdentityHeaderNames) {
         // Configuration loading has validated both names as header field names.
         userId = HTTPField.Name(names.userId)!
         email = HTTPField.Name(names.email)!
@@ -137,7 +132,7 @@ struct IdentityFields: Sendable {
 
     /// Whether `canonicalName` (lowercase) is a spelling of one of the identity headers:
     /// any case, `_` or `-` (`X_User_Id`, `x-user-id`, …).
-    func isSpelling(_ canonicalName: String) -> Bool {
+    public func isSpelling(_ canonicalName: String) -> Bool {
         folded.contains { name in name.elementsEqual(canonicalName.utf8.lazy.map(Self.fold)) }
     }
 
@@ -146,7 +141,7 @@ struct IdentityFields: Sendable {
     }
 
     /// `200` fields of `/auth/verify` and `/auth/forward`: the identity, never cached (I5).
-    func verifyAnswer(_ user: ForwardedIdentity) -> HTTPFields {
+    public func verifyAnswer(_ user: Identity) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(3)
         fields[userId] = user.userId
@@ -156,27 +151,32 @@ struct IdentityFields: Sendable {
     }
 }
 
-/// What Gatehouse tells an upstream about the client, with `X-Forwarded-*` believed only
-/// from `trusted_proxies`.
-struct ForwardingContext: Sendable {
+/// What Gatehouse knows of a request's client, computed once per request from the
+/// connection's facts: `X-Forwarded-*` believed only from `trusted_proxies`, and the
+/// request's one id (every log line and the upstream see the same).
+public struct ForwardingContext: Sendable {
+    /// The TCP peer.
+    public let peer: String
+    /// Whether the peer is a trusted proxy.
+    public let trusted: Bool
     /// The `X-Forwarded-For` to send: appended to when the peer is trusted, else replaced.
-    let forwardedFor: String
-    /// `X-Forwarded-Proto`.
-    let proto: String
+    public let forwardedFor: String
+    /// `X-Forwarded-Proto`: the trusted proxy's `http` or `https` (any case), else `http`.
+    public let proto: String
     /// `X-Forwarded-Host`.
-    let host: String?
+    public let host: String?
     /// `X-Request-Id`: kept from a trusted peer when well-formed, else generated.
-    let requestId: String
+    public let requestId: String
 
-    init(peer: String, headers: HTTPFields, authority: String?, trustedProxies: [CIDR]) {
-        self.init(peer: peer, trusted: ClientAddress.isTrusted(peer, trustedProxies), headers: headers, authority: authority)
-    }
-
-    /// The context for a peer whose trust was decided already (once per connection);
-    /// `newId` makes the request id when the peer's is not to be kept.
-    init(peer: String, trusted: Bool, headers: HTTPFields, authority: String?, newId: () -> String = ForwardingContext.newRequestId) {
-        let existing = headers[values: .xForwardedFor].joined(separator: ", ")
-        forwardedFor = trusted && !existing.isEmpty ? "\(existing), \(peer)" : peer
+    /// The context of a request on a connection whose facts are known; `newId` makes the
+    /// request id when the peer's is not to be kept.
+    public init(connection: ConnectionFacts, headers: HTTPFields, authority: String?, newId: () -> String = ForwardingContext.newRequestId) {
+        let trusted = connection.trusted
+        let peer = connection.peer
+        self.peer = peer
+        self.trusted = trusted
+        let existing = trusted ? headers[values: .xForwardedFor].joined(separator: ", ") : ""
+        forwardedFor = existing.isEmpty ? peer : "\(existing), \(peer)"
         proto = trusted ? (headers[.xForwardedProto].flatMap { ["http", "https"].contains($0.lowercased()) ? $0.lowercased() : nil } ?? "http") : "http"
         host = (trusted ? headers[.xForwardedHost] : nil) ?? authority
         if trusted, let id = headers[.xRequestId], Self.isWellFormedRequestId(id) {
@@ -186,38 +186,41 @@ struct ForwardingContext: Sendable {
         }
     }
 
-    static func isWellFormedRequestId(_ id: String) -> Bool {
+    public static func isWellFormedRequestId(_ id: String) -> Bool {
         (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { byte in
             PathNormalizer.isUnreserved(byte)
         }
     }
 
-    /// 16 random bytes in hex, from two draws of the system generator (one system call each).
-    static func newRequestId() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return RequestIdSequence.hex(generator.next(), generator.next())
+    /// A new request id from the process's sequence (see ``RequestIdSequence``).
+    public static func newRequestId() -> String {
+        RequestIdSequence.shared.withLock { $0.next() }
     }
 }
 
-/// Request ids for one connection without a system call each: a random 64-bit prefix drawn
-/// once and a counter from a random start, as 32 hex digits like ``ForwardingContext/newRequestId()``.
-/// Unique, not secret: request ids are for correlating logs.
-struct RequestIdSequence {
+/// Request ids without a system call each: a random 64-bit prefix drawn once and a counter
+/// from a random start, as 32 hex digits. Unique, not secret: request ids are for
+/// correlating logs. The one generator: a connection of the fast path keeps its own
+/// sequence, everything else draws from ``shared``.
+public struct RequestIdSequence: Sendable {
+    /// The process's sequence, for requests outside the fast path.
+    public static let shared = Mutex(RequestIdSequence())
+
     private let prefix: UInt64
     private var counter: UInt64
 
-    init() {
+    public init() {
         var generator = SystemRandomNumberGenerator()
         prefix = generator.next()
         counter = generator.next()
     }
 
-    mutating func next() -> String {
+    public mutating func next() -> String {
         counter &+= 1
         return Self.hex(prefix, counter)
     }
 
-    static func hex(_ high: UInt64, _ low: UInt64) -> String {
+    public static func hex(_ high: UInt64, _ low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 32) { buffer in
             for (offset, value) in [(0, high), (16, low)] {
                 for nibble in 0..<16 {
@@ -232,11 +235,12 @@ struct RequestIdSequence {
 
 extension HTTPField.Name {
     /// A `Host` field left among the fields: the request had more than one.
-    static let host = HTTPField.Name("Host")!
-    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
-    static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
-    static let xForwardedMethod = HTTPField.Name("X-Forwarded-Method")!
-    static let xForwardedUri = HTTPField.Name("X-Forwarded-Uri")!
-    static let xOriginalURL = HTTPField.Name("X-Original-URL")!
-    static let xRequestId = HTTPField.Name("X-Request-Id")!
+    public static let host = HTTPField.Name("Host")!
+    public static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    public static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    public static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    public static let xForwardedMethod = HTTPField.Name("X-Forwarded-Method")!
+    public static let xForwardedUri = HTTPField.Name("X-Forwarded-Uri")!
+    public static let xOriginalURL = HTTPField.Name("X-Original-URL")!
+    public static let xRequestId = HTTPField.Name("X-Request-Id")!
 }

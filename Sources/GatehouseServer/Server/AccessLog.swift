@@ -1,0 +1,27 @@
+import HTTPTypes
+import Logging
+
+/// The one line per request (SPEC §3), written the same by the router and the fast path:
+/// method, path without its query, status, milliseconds, request id and which transport
+/// answered. Never a header, a cookie or a body, so no secret reaches the log (I1).
+enum AccessLog {
+    /// Which transport answered.
+    enum Served: String {
+        case router
+        case fastPath = "fast_path"
+    }
+
+    /// Logs the line at `info`; `requestId` when the logger's metadata does not carry it.
+    static func request(
+        _ logger: Logger, method: HTTPRequest.Method, path: some StringProtocol, status: Int, started: ContinuousClock.Instant, requestId: String?,
+        served: Served
+    ) {
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "method": .string(method.rawValue), "path": .string(String(path)), "status": .stringConvertible(status),
+            "ms": .stringConvertible((ContinuousClock.now - started).milliseconds), "served": .string(served.rawValue),
+        ]
+        if let requestId { metadata["request_id"] = .string(requestId) }
+        logger.info("request", metadata: metadata)
+    }
+}
