@@ -31,10 +31,13 @@ extension TwoInstances {
     }
 
     /// GET commands Redis has executed so far (every Redis read of a session is one).
-    func redisGets() throws -> Int {
+    func redisGets() throws -> Int { try redisCalls("get") }
+
+    /// Calls of `command` (lowercase) Redis has executed so far, scripts' calls included.
+    func redisCalls(_ command: String) throws -> Int {
         let stats = try redis.cli("INFO", "commandstats")
         // INFO lines end in CRLF, which Swift treats as one Character: split on any newline.
-        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_get:") }),
+        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
             let calls = line.split(separator: ",").first?.split(separator: "=").last
         else { return 0 }
         return Int(calls) ?? 0

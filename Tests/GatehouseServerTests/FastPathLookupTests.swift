@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+import GatehouseCore
+import GatehouseTestSupport
+import Testing
+
+/// SPEC §3: the event loop answers what it can look up, and a lookup it cannot answer from
+/// memory costs one Redis read, whatever Redis holds: never a decline followed by a second
+/// lookup on the router.
+@Suite("Fast path session lookups", .serialized)
+struct FastPathLookupTests {
+    /// Redis's entry for a session as Gatehouse writes it, last seen `lastSeen` ms since 1970.
+    static func entry(userId: String, email: String, sessionId: String, lastSeen: Int64) -> String {
+        ["v1", userId, email, "0", "0", "0", "0", sessionId, String(lastSeen), String(lastSeen + 86_400_000), String(lastSeen), "127.0.0.1", "test"]
+            .joined(separator: "\u{1F}")
+    }
+
+    @Test(
+        "a session not in the in-process cache costs exactly one Redis GET: live entry, entry due for last_seen_at, tombstone, absent, unknown"
+    )
+    func oneReadPerLookup() async throws {
+        let instances = try await TwoInstances.start()
+        defer { instances.terminate() }
+        let email = "lookups@example.com"
+        let userId = try await instances.signupUser(email)
+        let queue = try DatabaseQueue(path: instances.directory.file("gatehouse.sqlite"))
+        func sessionRow(_ token: String) throws -> (id: String, hash: String) {
+            let hash = try #require(SessionToken(cookieValue: token)).hash.hex
+            let id = try queue.read { db in try String.fetchOne(db, sql: "SELECT id FROM sessions WHERE token_hash = ?", arguments: [hash]) }
+            return (try #require(id), hash)
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let tokens = try instances.insertSessions(4, userId: userId)
+        // Live, cached as Gatehouse caches it.
+        let live = try sessionRow(tokens[0])
+        try instances.redis.cli("SET", "gatehouse:session:" + live.hash, Self.entry(userId: userId, email: email, sessionId: live.id, lastSeen: now), "PX", "600000")
+        // Cached, but last seen two minutes ago: its last_seen_at write is due.
+        let due = try sessionRow(tokens[1])
+        try instances.redis.cli(
+            "SET", "gatehouse:session:" + due.hash, Self.entry(userId: userId, email: email, sessionId: due.id, lastSeen: now - 120_000), "PX", "600000"
+        )
+        // Revoked: a tombstone.
+        #expect(try await instances.a.logout(cookie: tokens[2]).status == 200)
+        #expect(try instances.redis.cli("GET", "gatehouse:session:" + (try sessionRowHash(tokens[2]))) == "revoked")
+        // tokens[3]: in SQLite only (Redis has nothing). And a token nobody issued.
+        let cases: [(name: String, token: String, status: Int)] = [
+            ("live entry", tokens[0], 200), ("write due", tokens[1], 200), ("tombstone", tokens[2], 401), ("absent", tokens[3], 200),
+            ("unknown", SessionToken.generate().cookieValue, 401),
+        ]
+        let connection = try KeepAliveConnection(address: instances.second.address)
+        for (name, token, status) in cases {
+            let (gets, evals) = (try instances.redisGets(), try instances.redisCalls("eval"))
+            #expect(try await connection.status("GET", "/auth/verify", cookie: token) == status, "\(name)")
+            // The due write refreshes the entry with a script that reads it (its GET is a
+            // write's, not the lookup's): wait for it, then count the lookup's reads alone.
+            if name == "write due" { #expect(try await eventually { try instances.redisCalls("eval") - evals == 1 }) }
+            let refreshes = try instances.redisCalls("eval") - evals
+            #expect(try instances.redisGets() - gets - refreshes == 1, "\(name): Redis reads for one lookup")
+        }
+        // The due write happened on that one read's answer.
+        let lastSeen = try await queue.read { db in try Int64.fetchOne(db, sql: "SELECT last_seen_at FROM sessions WHERE id = ?", arguments: [due.id]) }
+        #expect((lastSeen ?? 0) > now - 60_000)
+        // And the event loop answered every one of them (the router was never asked).
+        let verifyLines = try String(contentsOfFile: instances.directory.file("second.log"), encoding: .utf8)
+            .split(whereSeparator: \.isNewline).filter { $0.contains("path=/auth/verify ") }
+        #expect(verifyLines.count >= cases.count)
+        #expect(verifyLines.allSatisfy { $0.contains("served=fast_path") }, "a verify reached the router")
+    }
+
+    private func sessionRowHash(_ token: String) throws -> String {
+        try #require(SessionToken(cookieValue: token)).hash.hex
+    }
+}
