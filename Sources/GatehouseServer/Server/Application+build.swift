@@ -125,7 +125,7 @@ public func buildApplication(
     // Client and upstream connections share the server's event loops (the singleton group).
     let upstreamPool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)
     let fastPath = FastPathHandler.Settings(cache: dependencies.localCache, gateway: gateway, upstreams: upstreamPool, logger: logger)
-    return Application(
+    var application = Application(
         router: buildRouter(dependencies, gateway: gateway),
         server: .http1WebSocketUpgrade(
             configuration: .init(http1: .init(additionalChannelHandlers: [FastPathHandler(settings: fastPath)]))
@@ -141,7 +141,21 @@ public func buildApplication(
         },
         logger: logger
     )
+    if let cache = dependencies.cache {
+        // Listen once Redis is trusted (or known unusable): the first answers after startup
+        // read Redis instead of sending every session to SQLite until the first round.
+        application.beforeServerStarts {
+            if await !cache.firstRound(atMost: startupWaitForRedis) {
+                logger.warning("serving with SQLite alone until the redis cache is available")
+            }
+        }
+    }
+    return application
 }
+
+/// Longest the server waits for Redis before it listens: the first round is a connection, a
+/// PING and the outbox replay, each bounded by its own timeout.
+let startupWaitForRedis = Duration.seconds(10)
 
 /// Closes the upstream connection pools when the server shuts down.
 struct UpstreamClientService: Service {

@@ -33,6 +33,8 @@ public final class CachedAuthStore: AuthStore, Service {
     /// Whether Redis is read, and how many times it has been distrusted (so that a replay that
     /// started before a failure cannot re-establish trust after it).
     private let trustedState = NIOLockedValueBox((trusted: false, epoch: 0))
+    /// Maintenance rounds finished (trusting Redis or not), for ``firstRound(atMost:)``.
+    private let rounds = NIOLockedValueBox(0)
 
     /// Creates the cache; ``run()`` (a service) makes it trusted once Redis answers.
     public init(sqlite: SQLiteAuthStore, redis: RedisClient, cacheTTL: Duration, sessionLifetime: Duration, maintenanceInterval: Duration = .milliseconds(250), logger: Logger) {
@@ -267,6 +269,12 @@ public final class CachedAuthStore: AuthStore, Service {
     /// Pings Redis and replays the outbox every ``maintenanceInterval``; trusts Redis only
     /// while both succeed.
     public func run() async throws {
+        // The connections open as the client's service starts: the first round waits for one,
+        // at most a connect timeout, so that it does not fail only for having come first.
+        let connecting = ContinuousClock.now + .seconds(1)
+        while redis.connectedCount == 0, ContinuousClock.now < connecting, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let epoch = trustedState.withLockedValue { $0.epoch }
@@ -275,8 +283,21 @@ public final class CachedAuthStore: AuthStore, Service {
             } catch {
                 distrust("\(error)")
             }
+            rounds.withLockedValue { $0 += 1 }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.maintenanceInterval) }
         }
+    }
+
+    /// Waits until the first maintenance round has finished (Redis pinged and the outbox
+    /// replayed, or either failing), at most `limit`; returns whether Redis is trusted. The
+    /// server starts listening after this, so with Redis reachable its first answers already
+    /// read Redis, and with Redis down it serves from SQLite at once.
+    public func firstRound(atMost limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while rounds.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return isTrusted
     }
 
     private func trust(ifEpoch epoch: Int) {
