@@ -36,85 +36,43 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// What every connection's handler needs; built once per server.
     struct Settings: Sendable {
-        /// The in-process session cache; without it every session check goes to Hummingbird.
+        /// The in-process session cache (with Redis); without it lookups go to the stores.
         let cache: LocalSessionCache?
         let gateway: Gateway
         let upstreams: UpstreamConnectionPool
         let logger: Logger
     }
 
-    /// Where the parts of the request being read go.
-    private enum Disposition {
-        /// To Hummingbird.
-        case hummingbird
-        /// Nowhere: answered here.
-        case answered
-        /// Taken here, answer not complete: later input is held.
-        case pending
-    }
-
     /// A request taken here, waiting for its session lookup.
-    private struct Taken {
+    struct Taken {
         let head: HTTPRequest
         let client: ForwardingContext
         let pending: PendingDecision
         let started: ContinuousClock.Instant
     }
 
-    /// An upstream exchange in progress.
-    private final class Exchange {
-        let request: HTTPRequestHead
-        let requestId: String
-        let method: HTTPRequest.Method
-        let path: Substring
-        let upstream: UpstreamTarget
-        let started: ContinuousClock.Instant
-        var connection: UpstreamConnectionHandler?
-        var reused = false
-        /// Already retried once on a new connection.
-        var retried = false
-        /// The response's status, once its head was written to the client.
-        var status: Int?
-
-        init(_ head: UpstreamRequestHead, path: Substring, started: ContinuousClock.Instant) {
-            self.request = HTTPRequestHead(version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: head.uri, headers: head.headers)
-            self.requestId = head.requestId
-            self.method = head.method
-            self.path = path
-            self.upstream = head.upstream
-            self.started = started
-        }
+    /// The responder: what the request taken here is waiting for.
+    enum Responding {
+        /// Nothing taken.
+        case idle
+        /// Its session lookup.
+        case lookingUp(Taken)
+        /// Its upstream's response.
+        case exchanging(UpstreamExchange)
     }
 
-    private let settings: Settings
-    private var context: ChannelHandlerContext?
+    let settings: Settings
+    var context: ChannelHandlerContext?
     private var cache: LoopSessionCache?
-    private var pool: LoopUpstreamPool?
-    private var disposition = Disposition.hummingbird
-    /// Requests given to Hummingbird whose response has not ended yet.
-    private var inHummingbird = 0
-    /// What arrived while a request was pending, in order: parts, and the events and errors
-    /// that must not overtake its answer (a half-close, a quiesce, a parse error).
-    private enum Held {
-        case part(HTTPRequestPart)
-        case event(Any)
-        case error(any Error)
-    }
-
-    private var held = CircularBuffer<Held>()
-    /// The pending request's `.end` has arrived (and is not in `held`).
-    private var pendingEnded = false
-    /// The request waiting for its session lookup.
-    private var taken: Taken?
-    private var exchange: Exchange?
+    var pool: LoopUpstreamPool?
+    /// HTTP/1 order on this connection.
+    private var ordering = HTTP1Ordering()
+    var responding = Responding.idle
     /// The context of Hummingbird's HTTP/1 ⇄ HTTP types codec, below which answers are written;
     /// without it nothing is answered here.
-    private var http1Context: ChannelHandlerContext?
+    var http1Context: ChannelHandlerContext?
     private var requestIds = RequestIdSequence()
-    private var readWanted = false
-    /// Parts given to Hummingbird since the last read-complete it saw.
-    private var readsSinceComplete = false
-    private var active = true
+    var active = true
     private var date: (second: Int64, text: String) = (0, "")
     /// The TCP peer, and whether it is one of `trusted_proxies`: decided once per connection.
     private lazy var connection = ConnectionFacts(
@@ -130,8 +88,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         cache = settings.cache?.cache(for: context.eventLoop)
         pool = settings.upstreams.pool(for: context.eventLoop)
         // Answers are written as HTTP/1 below the HTTP types codec (whose outbound side is a
-        // stateless conversion): upstream responses are HTTP/1 already, and a verify answer
-        // has no use for HTTP types fields built only to be converted back.
+        // stateless conversion): upstream responses are HTTP/1 already, and an answer has no
+        // use for HTTP types fields built only to be converted back.
         http1Context = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
     }
 
@@ -141,44 +99,25 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         active = false
-        if let connection = exchange?.connection {
-            exchange = nil
-            connection.abandon()
+        if case .exchanging(let exchange) = responding {
+            responding = .idle
+            exchange.connection?.abandon()
         }
         context.fireChannelInactive()
     }
 
-    // MARK: Inbound
+    // MARK: Inbound: HTTP/1 order
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if disposition == .pending {
-            // The pending request's own end is not "later input": keep it aside, so that
-            // reading goes on (a bodiless request taken here has no other parts).
-            if case .end = part, !pendingEnded {
-                pendingEnded = true
-            } else {
-                held.append(.part(part))
-            }
-        } else {
-            route(part, context: context)
-        }
+        if let part = ordering.receive(unwrapInboundIn(data)) { route(part, context: context) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if disposition == .pending {
-            held.append(.event(event))
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+        if !ordering.hold(.event(event)) { context.fireUserInboundEventTriggered(event) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if disposition == .pending {
-            held.append(.error(error))
-        } else {
-            context.fireErrorCaught(error)
-        }
+        if !ordering.hold(.error(error)) { context.fireErrorCaught(error) }
     }
 
     private func route(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
@@ -186,16 +125,48 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             take(head, context: context)
         case .body, .end:
-            if disposition == .hummingbird {
-                readsSinceComplete = true
+            if ordering.state == .hummingbird {
+                ordering.handedOnPart()
                 context.fireChannelRead(wrapInboundOut(part))
             }
         }
     }
 
+    private func pass(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        ordering.handOn()
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        ordering.readComplete()
+        context.fireChannelReadComplete()
+    }
+
+    /// The pending request is answered (or handed on): replay what was held behind it.
+    func finish(context: ChannelHandlerContext) {
+        ordering.answered()
+        while let next = ordering.nextHeld() {
+            switch next {
+            case .part(let part): route(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            case .error(let error): context.fireErrorCaught(error)
+            }
+        }
+        if !ordering.isPending {
+            // Hummingbird flushes its reads on read-complete: tell it when it was given any.
+            if ordering.readsSinceComplete {
+                ordering.readComplete()
+                context.fireChannelReadComplete()
+            }
+            readIfWanted(context: context)
+        }
+    }
+
+    // MARK: The decision
+
     /// Decides a request here, or passes it to Hummingbird when only the router can answer it.
     private func take(_ head: HTTPRequest, context: ChannelHandlerContext) {
-        guard inHummingbird == 0, http1Context != nil, head.method == .get || head.method == .head, Self.isPlainBodiless(head.headerFields)
+        guard ordering.mayTake, http1Context != nil, head.method == .get || head.method == .head, Self.isPlainBodiless(head.headerFields)
         else { return pass(head, context: context) }
         let started = ContinuousClock.now
         let client = ForwardingContext(connection: connection, headers: head.headerFields, authority: head.authority) { requestIds.next() }
@@ -204,14 +175,12 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             pass(head, context: context)
         case .decided(let decision):
             if case .forward(let upstream) = decision, !canExchange(with: upstream.upstream) { return pass(head, context: context) }
-            disposition = .pending
-            pendingEnded = false
+            ordering.take()
             render(decision, head: head, client: client, started: started, context: context)
         case .needsSession(let pending):
             if let upstream = pending.upstream, !canExchange(with: upstream) { return pass(head, context: context) }
-            disposition = .pending
-            pendingEnded = false
-            taken = Taken(head: head, client: client, pending: pending, started: started)
+            ordering.take()
+            responding = .lookingUp(Taken(head: head, client: client, pending: pending, started: started))
             lookUp(pending.cookies, context: context)
         }
     }
@@ -219,18 +188,6 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether this loop can forward to `upstream` itself (plain HTTP, a pool).
     private func canExchange(with upstream: UpstreamTarget) -> Bool {
         pool != nil && upstream.scheme == "http"
-    }
-
-    private func pass(_ head: HTTPRequest, context: ChannelHandlerContext) {
-        disposition = .hummingbird
-        inHummingbird += 1
-        readsSinceComplete = true
-        context.fireChannelRead(wrapInboundOut(.head(head)))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        readsSinceComplete = false
-        context.fireChannelReadComplete()
     }
 
     /// Whether a request's fields announce no body, no upgrade and no `Connection` option but
@@ -294,21 +251,23 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The decision, once the session is known.
     private func decide(_ session: SessionAnswer, context: ChannelHandlerContext) {
-        guard active, let taken else { return }
-        self.taken = nil
+        guard active, case .lookingUp(let taken) = responding else { return }
+        responding = .idle
         render(taken.pending.decide(session), head: taken.head, client: taken.client, started: taken.started, context: context)
     }
 
     /// Renders a decision: forwards, or writes its answer.
     private func render(_ decision: GatewayDecision, head: HTTPRequest, client: ForwardingContext, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
         if case .forward(let upstream) = decision {
-            exchange = Exchange(upstream, path: (head.path ?? "/").prefix { $0 != "?" }, started: started)
-            return connect(context: context)
+            let exchange = UpstreamExchange(upstream, path: (head.path ?? "/").prefix { $0 != "?" }, started: started)
+            responding = .exchanging(exchange)
+            return connect(exchange, context: context)
         }
         guard let answer = GatewayAnswer(decision, requestId: client.requestId, identity: settings.gateway.identityFields) else {
             // `.reserved` is passed before any lookup, and a forward is exchanged above.
+            let ended = ordering.pendingEnded
             pass(head, context: context)
-            if pendingEnded { context.fireChannelRead(wrapInboundOut(.end(nil))) }
+            if ended { context.fireChannelRead(wrapInboundOut(.end(nil))) }
             return finish(context: context)
         }
         write(answer, method: head.method)
@@ -319,29 +278,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         finish(context: context)
     }
 
-    /// The pending request is answered (or handed on): replay what was held behind it.
-    private func finish(context: ChannelHandlerContext) {
-        if disposition == .pending { disposition = .answered }
-        while disposition != .pending, let next = held.popFirst() {
-            switch next {
-            case .part(let part): route(part, context: context)
-            case .event(let event): context.fireUserInboundEventTriggered(event)
-            case .error(let error): context.fireErrorCaught(error)
-            }
-        }
-        if disposition != .pending {
-            // Hummingbird flushes its reads on read-complete: tell it when it was given any.
-            if readsSinceComplete {
-                readsSinceComplete = false
-                context.fireChannelReadComplete()
-            }
-            readIfWanted(context: context)
-        }
-    }
-
     /// A decision's answer, written as HTTP/1 below the HTTP types codec like the upstream
     /// responses, with `Content-Length` and `Date`; no body for HEAD.
-    private func write(_ answer: GatewayAnswer, method: HTTPRequest.Method) {
+    func write(_ answer: GatewayAnswer, method: HTTPRequest.Method) {
         guard let http1 = http1Context else { return }
         var headers = HTTPHeaders()
         headers.reserveCapacity(answer.headers.count + 2)
@@ -356,7 +295,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
     }
 
-    private func currentDate() -> String {
+    func currentDate() -> String {
         let second = Int64(Date().timeIntervalSince1970)
         if second != date.second { date = (second, HTTPDate.imfFixdate(secondsSince1970: second)) }
         return date.text
@@ -365,117 +304,27 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if mayRead(context: context) {
+        if ordering.mayRead(writable: context.channel.isWritable) {
             context.read()
         } else {
-            readWanted = true
+            ordering.readWanted = true
         }
-    }
-
-    /// Backpressure: no more reading once something is held behind a pending answer, or while
-    /// the client is not reading the answers it has, so a pipelining client cannot grow our
-    /// buffers beyond one read. Reading on while nothing is held keeps the socket registered
-    /// for reads: pausing on every pending answer cost two `epoll_ctl` calls per request.
-    private func mayRead(context: ChannelHandlerContext) -> Bool {
-        (disposition != .pending || held.isEmpty) && context.channel.isWritable
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         readIfWanted(context: context)
-        if context.channel.isWritable { exchange?.connection?.resumeReading() }
+        if context.channel.isWritable, case .exchanging(let exchange) = responding { exchange.connection?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
     private func readIfWanted(context: ChannelHandlerContext) {
-        guard readWanted, mayRead(context: context) else { return }
-        readWanted = false
+        guard ordering.readWanted, ordering.mayRead(writable: context.channel.isWritable) else { return }
+        ordering.readWanted = false
         context.read()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { inHummingbird = max(0, inHummingbird - 1) }
+        if case .end = unwrapOutboundIn(data) { ordering.hummingbirdResponseEnded() }
         context.write(data, promise: promise)
-    }
-}
-
-// MARK: Proxy
-
-extension FastPathHandler: UpstreamResponder {
-    private func connect(context: ChannelHandlerContext, fresh: Bool = false) {
-        guard let pool, let upstream = exchange?.upstream else { return }
-        pool.withConnection(to: upstream, fresh: fresh) { result, reused in
-            guard self.active, let exchange = self.exchange else {
-                if case .success(let connection) = result { connection.abandon() }
-                return
-            }
-            switch result {
-            case .success(let connection):
-                exchange.connection = connection
-                exchange.reused = reused
-                connection.send(exchange.request, to: self)
-            case .failure(let error):
-                self.answerFailure(.closedBeforeResponse, error: error, context: context)
-            }
-        }
-    }
-
-    var takesResponseBytes: Bool { context?.channel.isWritable ?? false }
-
-    func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard let context, let exchange, let http1 = http1Context else { return }
-        switch part {
-        case .head(let head):
-            exchange.status = Int(head.status.code)
-            let headers = ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId, date: currentDate())
-            http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
-        case .body(let buffer):
-            http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
-        case .end:
-            // Logged before the end leaves, so the line is there when the client has its answer.
-            logExchange(status: exchange.status ?? 0)
-            http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
-            self.exchange = nil
-            finish(context: context)
-        }
-    }
-
-    func upstreamReadComplete() {
-        context?.flush()
-    }
-
-    func upstreamFailed(_ failure: UpstreamFailure) {
-        guard let context, let current = exchange else { return }
-        if current.status != nil {
-            // Part of the response is out: the client can only learn of the failure by the close.
-            settings.logger.warning("upstream failed mid-response", metadata: ["error": "\(failure)", "request_id": "\(current.requestId)"])
-            exchange = nil
-            context.close(promise: nil)
-        } else if failure == .closedBeforeResponse, current.reused, !current.retried {
-            // A kept-alive connection the upstream closed as it was taken: GET and HEAD are
-            // idempotent, so once more, on a new connection.
-            current.connection = nil
-            current.reused = false
-            current.retried = true
-            connect(context: context, fresh: true)
-        } else {
-            answerFailure(failure, error: failure, context: context)
-        }
-    }
-
-    /// 504 when the upstream was too slow, else 502; JSON, never a hang.
-    private func answerFailure(_ failure: UpstreamFailure, error: any Error, context: ChannelHandlerContext) {
-        guard let current = exchange else { return }
-        settings.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(current.requestId)"])
-        let answer = GatewayAnswer(error: .upstreamFailure(timedOut: failure == .timedOut), requestId: current.requestId)
-        logExchange(status: answer.status)
-        write(answer, method: current.method)
-        exchange = nil
-        finish(context: context)
-    }
-
-    /// The request's ``AccessLog`` line.
-    private func logExchange(status: Int) {
-        guard let current = exchange else { return }
-        AccessLog.request(settings.logger, method: current.method, path: current.path, status: status, started: current.started, requestId: current.requestId, served: .fastPath)
     }
 }
