@@ -98,11 +98,13 @@ func bootstrapLogging(level: String) {
     }
 }
 
-/// Opens the store for an administrative command (migrating first, as `serve` does).
-func openForCommand(_ options: ConfigOption) throws -> GatehouseDependencies {
+/// Opens the stores for an administrative command (migrating first, as `serve` does): the
+/// database, and Redis only for commands that revoke (`redis: true`), which apply their
+/// tombstones before they exit. Nothing else: no hashing threads, no server.
+func openForCommand(_ options: ConfigOption, redis: Bool = false) throws -> GatehouseStores {
     let configuration = try options.load()
     bootstrapLogging(level: "warning")
-    return try GatehouseDependencies.open(configuration)
+    return try GatehouseStores.open(configuration, redis: redis)
 }
 
 /// Reads a password from standard input (never from the command line, where `ps` would show it).

@@ -35,7 +35,10 @@ struct UserCommand: AsyncParsableCommand {
                 let password = try readPassword()
                 guard CredentialPolicy.isAcceptablePassword(password) else { throw CLIError(message: CredentialPolicy.passwordLengthMessage) }
                 let dependencies = try openForCommand(options)
-                let hash = try await dependencies.hasher.hash(password)
+                let parameters = dependencies.configuration.password.argon2
+                let hasher = try Argon2Hasher(parameters: parameters, workers: 1, queueLimit: 1)
+                let hash = try await hasher.hash(password)
+                try await hasher.shutdown()
                 do {
                     let user = try await dependencies.store.createUser(email: email, passwordHash: hash, session: nil, client: .commandLine)
                     emit("created \(user.email) (\(user.id))")
@@ -90,7 +93,7 @@ struct UserCommand: AsyncParsableCommand {
     static func setDisabled(_ disabled: Bool, options: ConfigOption, account: EmailArgument) async throws {
         try await reportingErrors {
             let email = try account.normalized
-            let dependencies = try openForCommand(options)
+            let dependencies = try openForCommand(options, redis: true)
             let found = try await dependencies.withCache {
                 try await dependencies.store.setDisabled(email: email, disabled: disabled, client: .commandLine)
             }
@@ -109,7 +112,7 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let email = try account.normalized
-                let dependencies = try openForCommand(options)
+                let dependencies = try openForCommand(options, redis: true)
                 let found = try await dependencies.withCache {
                     try await dependencies.store.deleteUser(email: email, client: .commandLine)
                 }
@@ -175,7 +178,7 @@ struct SessionCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let dependencies = try openForCommand(options)
+                let dependencies = try openForCommand(options, redis: true)
                 let selector: SessionSelector
                 if let user {
                     selector = .user(id: try await resolveUser(user, dependencies).id)
@@ -193,7 +196,7 @@ struct SessionCommand: AsyncParsableCommand {
         }
     }
 
-    static func resolveUser(_ email: String, _ dependencies: GatehouseDependencies) async throws -> User {
+    static func resolveUser(_ email: String, _ dependencies: GatehouseStores) async throws -> User {
         let normalized = CredentialPolicy.normalizedEmail(email) ?? email
         guard let user = try await dependencies.store.user(email: normalized) else {
             throw CLIError(message: "no account for \(email)")

@@ -9,47 +9,39 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// The stores and workers a running Gatehouse shares between its handlers.
+/// What `serve` runs on: the stores (``GatehouseStores``), the Argon2id pool and the
+/// in-process session cache. Built once, at startup.
 public struct GatehouseDependencies: Sendable {
-    /// The configuration in force.
-    public let configuration: GatehouseConfiguration
-    /// The SQLite database.
-    public let database: GatehouseDatabase
-    /// The store handlers use: SQLite, or Redis in front of SQLite.
-    public let store: any AuthStore
-    /// The Redis cache, when `redis.url` is set.
-    public let cache: CachedAuthStore?
-    /// The in-process cache behind the fast path (verify, authenticated proxying), when Redis is set and
+    /// The database, the store and the Redis cache.
+    public let stores: GatehouseStores
+    /// The in-process cache of the event loop's lookups, when Redis is set and
     /// `redis.local_cache_size` is not 0.
     public let localCache: LocalSessionCache?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
 
-    /// Opens and migrates the database, starts the hashing pool, and sets up the Redis cache
-    /// when configured (its connections open when its services run).
+    /// The configuration in force.
+    public var configuration: GatehouseConfiguration { stores.configuration }
+    /// The SQLite database.
+    public var database: GatehouseDatabase { stores.database }
+    /// The store handlers use: SQLite, or Redis in front of SQLite.
+    public var store: any AuthStore { stores.store }
+    /// The Redis cache, when `redis.url` is set.
+    public var cache: CachedAuthStore? { stores.cache }
+
+    /// Opens the stores, starts the hashing pool, and sets up the in-process cache.
     public static func open(_ configuration: GatehouseConfiguration, logger: Logger = Logger(label: "gatehouse")) throws -> GatehouseDependencies {
-        let database = try GatehouseDatabase(configuration: configuration.database)
-        try database.migrate()
+        let stores = try GatehouseStores.open(configuration, logger: logger)
         let hasher = try Argon2Hasher(
             parameters: configuration.password.argon2, workers: configuration.password.workers,
             queueLimit: configuration.password.queueLimit
         )
-        let endpoint = configuration.redis.endpoint
-        let sqlite = SQLiteAuthStore(
-            database: database, policy: SessionPolicy(idleTimeout: configuration.session.idleTimeout),
-            recordsCacheInvalidations: endpoint != nil, invalidationRetention: configuration.session.lifetime
-        )
-        var cache: CachedAuthStore?
-        if let endpoint {
-            let redis = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
-            cache = CachedAuthStore(sqlite: sqlite, redis: redis, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
-        }
-        let localCache = cache.flatMap { cache in
+        let localCache = stores.cache.flatMap { cache in
             configuration.redis.localCacheSize > 0
                 ? LocalSessionCache(store: cache, group: MultiThreadedEventLoopGroup.singleton, capacity: configuration.redis.localCacheSize, logger: logger)
                 : nil
         }
-        return GatehouseDependencies(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, localCache: localCache, hasher: hasher)
+        return GatehouseDependencies(stores: stores, localCache: localCache, hasher: hasher)
     }
 
     /// The client for upstreams: keep-alive pools per upstream, redirects passed through
@@ -79,22 +71,9 @@ public struct GatehouseDependencies: Sendable {
         return services
     }
 
-    /// Runs `body` with the Redis connections up (for command-line tools), then applies any
-    /// cache invalidations `body` caused. Without Redis it just runs `body`.
+    /// See ``GatehouseStores/withCache(_:)``.
     public func withCache<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        guard let cache else { return try await body() }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await cache.redis.run() }
-            let deadline = ContinuousClock.now + .seconds(1)
-            while cache.redis.connectedCount == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let result = try await body()
-            // Whatever cannot be applied now stays in the outbox for the servers to replay.
-            await cache.applyInvalidations()
-            group.cancelAll()
-            return result
-        }
+        try await stores.withCache(body)
     }
 }
 

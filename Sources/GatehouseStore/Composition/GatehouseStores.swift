@@ -1,0 +1,55 @@
+import GatehouseCore
+import Logging
+
+/// The composition of the stores from a configuration: the SQLite database (migrated), the
+/// store, and the Redis cache in front of it when `redis.url` is set. What a command needs,
+/// and all of it: no hashing threads, no event loops of a server (see `GatehouseDependencies`
+/// in GatehouseServer for what `serve` adds).
+public struct GatehouseStores: Sendable {
+    /// The configuration in force.
+    public let configuration: GatehouseConfiguration
+    /// The SQLite database.
+    public let database: GatehouseDatabase
+    /// The store: SQLite, or Redis in front of SQLite.
+    public let store: any AuthStore
+    /// The Redis cache, when `redis.url` is set and asked for.
+    public let cache: CachedAuthStore?
+
+    /// Opens and migrates the database, and sets up the Redis cache when configured and
+    /// `redis` is true (its connections open when its service runs, or in ``withCache(_:)``).
+    /// Invalidations are recorded whenever Redis is configured, whether or not this process
+    /// talks to it: the servers replay them.
+    public static func open(_ configuration: GatehouseConfiguration, redis: Bool = true, logger: Logger = Logger(label: "gatehouse")) throws -> GatehouseStores {
+        let database = try GatehouseDatabase(configuration: configuration.database)
+        try database.migrate()
+        let endpoint = configuration.redis.endpoint
+        let sqlite = SQLiteAuthStore(
+            database: database, policy: SessionPolicy(idleTimeout: configuration.session.idleTimeout),
+            recordsCacheInvalidations: endpoint != nil, invalidationRetention: configuration.session.lifetime
+        )
+        var cache: CachedAuthStore?
+        if let endpoint, redis {
+            let client = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
+            cache = CachedAuthStore(sqlite: sqlite, redis: client, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
+        }
+        return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache)
+    }
+
+    /// Runs `body` with the Redis connections up (for command-line tools), then applies any
+    /// cache invalidations `body` caused. Without Redis it just runs `body`.
+    public func withCache<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        guard let cache else { return try await body() }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await cache.redis.run() }
+            let deadline = ContinuousClock.now + .seconds(1)
+            while cache.redis.connectedCount == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let result = try await body()
+            // Whatever cannot be applied now stays in the outbox for the servers to replay.
+            await cache.applyInvalidations()
+            group.cancelAll()
+            return result
+        }
+    }
+}
