@@ -94,7 +94,7 @@ public final class CachedAuthStore: AuthStore, Service {
         var reply: CachedSessionReply?
         if isTrusted {
             do {
-                reply = CachedSessionReply(try await redis.send("GET", SessionCacheEntry.key(tokenHash)), tokenHash: tokenHash)
+                reply = CachedSessionReply(try await redis.send("GET", CacheKeys.session(tokenHash)), tokenHash: tokenHash)
                 if reply == nil { distrust("unexpected reply to GET") }
             } catch let error as RedisError {
                 distrust("\(error)")
@@ -108,7 +108,7 @@ public final class CachedAuthStore: AuthStore, Service {
     /// else is read from SQLite and back-filled. The event-loop fast path calls this with the
     /// reply of its own `GET`, so a session costs one Redis round trip on either path.
     public func validateSession(_ tokenHash: TokenHash, after reply: CachedSessionReply?, now: Date) async throws -> SessionValidation {
-        let key = SessionCacheEntry.key(tokenHash)
+        let key = CacheKeys.session(tokenHash)
         switch reply {
         case .tombstone:
             return .unknown
@@ -150,9 +150,9 @@ public final class CachedAuthStore: AuthStore, Service {
         let remaining = Timestamp.milliseconds(session.expiresAt) - Timestamp.milliseconds(Date())
         let ttl = min(remaining, cacheTTL.milliseconds)
         guard ttl > 0 else { return }
-        var set = ["SET", SessionCacheEntry.key(session.tokenHash), SessionCacheEntry.encode(user, session), "PX", String(ttl)]
+        var set = ["SET", CacheKeys.session(session.tokenHash), SessionCacheEntry.encode(user, session), "PX", String(ttl)]
         if onlyIfAbsent { set.append("NX") }
-        let userKey = SessionCacheEntry.userKey(user.id)
+        let userKey = CacheKeys.user(user.id)
         do {
             _ = try await redis.pipeline([
                 set, ["SADD", userKey, session.tokenHash.hex], ["PEXPIRE", userKey, String(sessionLifetime.milliseconds)],
@@ -244,13 +244,13 @@ public final class CachedAuthStore: AuthStore, Service {
                 let users = pending.compactMap(\.userId)
                 if !users.isEmpty {
                     // Every session a user has in the cache, including ones SQLite no longer knows.
-                    let members = try await redis.pipeline(users.map { ["SMEMBERS", SessionCacheEntry.userKey($0)] })
+                    let members = try await redis.pipeline(users.map { ["SMEMBERS", CacheKeys.user($0)] })
                     for case .array(let items) in members {
                         tokenHashes += items.compactMap(\.string)
                     }
                 }
-                var commands = tokenHashes.map { ["SET", "gatehouse:session:" + $0, SessionCacheEntry.tombstone, "PX", lifetime] }
-                commands += users.map { ["DEL", SessionCacheEntry.userKey($0)] }
+                var commands = tokenHashes.map { ["SET", CacheKeys.session(hex: $0), SessionCacheEntry.tombstone, "PX", lifetime] }
+                commands += users.map { ["DEL", CacheKeys.user($0)] }
                 if !commands.isEmpty {
                     let replies = try await redis.pipeline(commands)
                     if let failure = replies.first(where: { if case .error = $0 { true } else { false } }) {

@@ -82,7 +82,6 @@ public final class LoopSessionCache: @unchecked Sendable {
     private let capacity: Int
     private let logger: Logger
     private let timeout: TimeAmount
-    private let invalidationChannel = "__redis__:invalidate"
 
     private enum Link {
         case down(retryAt: NIODeadline)
@@ -164,7 +163,7 @@ public final class LoopSessionCache: @unchecked Sendable {
         if let running = loads[key] { return running.promise.futureResult }
         let load = Load(promise: eventLoop.makePromise())
         loads[key] = load
-        let request = RedisRequest(arguments: [Array("GET".utf8), Array(SessionCacheEntry.key(tokenHash).utf8)], timeout: timeout, promise: eventLoop.makePromise())
+        let request = RedisRequest(arguments: [Array("GET".utf8), Array(CacheKeys.session(tokenHash).utf8)], timeout: timeout, promise: eventLoop.makePromise())
         let generation = self.generation
         request.promise.futureResult.assumeIsolated().whenComplete { result in
             if self.loads[key] === load { self.loads.removeValue(forKey: key) }
@@ -213,7 +212,7 @@ public final class LoopSessionCache: @unchecked Sendable {
             forgetAll()
             return
         }
-        let prefix = "gatehouse:session:"
+        let prefix = CacheKeys.sessionPrefix
         for case let key? in keys.map(\.string) where key.hasPrefix(prefix) {
             let hash = String(key.dropFirst(prefix.count))
             entries.removeValue(forKey: hash)
@@ -287,13 +286,13 @@ public final class LoopSessionCache: @unchecked Sendable {
             guard case .integer(let id) = try await RedisClient.exchange([["CLIENT", "ID"]], on: invalidation, timeout: .seconds(1))[0] else {
                 throw RedisError.server("CLIENT ID: unexpected reply")
             }
-            guard case .array(let subscribed) = try await RedisClient.exchange([["SUBSCRIBE", invalidationChannel]], on: invalidation, timeout: .seconds(1))[0],
+            guard case .array(let subscribed) = try await RedisClient.exchange([["SUBSCRIBE", CacheKeys.invalidationChannel]], on: invalidation, timeout: .seconds(1))[0],
                 subscribed.first?.string == "subscribe"
             else { throw RedisError.server("SUBSCRIBE: unexpected reply") }
             let data = try await RedisClient.openConnection(to: endpoint, on: eventLoop) { RedisConnectionHandler(hungAfter: hungAfter) }
             opened.append(data)
             let tracking = try await RedisClient.exchange(
-                [["CLIENT", "TRACKING", "on", "REDIRECT", String(id), "BCAST", "PREFIX", "gatehouse:session:"]], on: data, timeout: .seconds(1)
+                [["CLIENT", "TRACKING", "on", "REDIRECT", String(id), "BCAST", "PREFIX", CacheKeys.sessionPrefix]], on: data, timeout: .seconds(1)
             )[0]
             guard case .simpleString("OK") = tracking else { throw RedisError.server("CLIENT TRACKING: \(tracking)") }
             try await eventLoop.submit { self.linkUp(data: data, invalidation: invalidation, generation: generation) }.get()

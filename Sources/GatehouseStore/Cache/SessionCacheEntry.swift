@@ -11,12 +11,6 @@ enum SessionCacheEntry {
     static let tombstone = "revoked"
     static let separator: Character = "\u{1F}"
 
-    /// Redis key of a session.
-    static func key(_ tokenHash: TokenHash) -> String { "gatehouse:session:" + tokenHash.hex }
-
-    /// Redis key of the set of a user's cached token hashes.
-    static func userKey(_ userId: String) -> String { "gatehouse:user:" + userId }
-
     static func encode(_ user: User, _ session: Session) -> String {
         func clean(_ text: String) -> String { text.replacingOccurrences(of: String(separator), with: "") }
         return [
