@@ -89,31 +89,6 @@ struct SQLiteAuthStoreTests {
         }
     }
 
-    @Test("validation: live, unknown, expired (and deleted), disabled user")
-    func validation() async throws {
-        try await withStore { store, database in
-            let live = SessionToken.generate()
-            let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(live), client: client)
-            guard case .valid(let found, _) = try await store.validateSession(live.hash, now: Date()) else {
-                Issue.record("live session did not validate")
-                return
-            }
-            #expect(found == user)
-            #expect(try await store.validateSession(SessionToken.generate().hash, now: Date()) == .unknown)
-
-            let old = SessionToken.generate()
-            try await store.recordLogin(user: user, session: newSession(old, lifetime: 60), replacing: [], upgradedPasswordHash: nil, client: client)
-            #expect(try await store.validateSession(old.hash, now: Date().addingTimeInterval(61)) == .expired)
-            #expect(try await store.validateSession(old.hash, now: Date()) == .unknown)
-            #expect(try await store.auditEvents(AuditQuery()).first?.kind == .sessionExpired)
-
-            #expect(try await store.setDisabled(email: "a@example.com", disabled: true, client: client))
-            #expect(try await store.validateSession(live.hash, now: Date()) == .unknown)
-            let sessions = try await database.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions") }
-            #expect(sessions == 0)
-        }
-    }
-
     @Test("a disabled user's sessions stop validating even if a row survives")
     func disabledUserRow() async throws {
         try await withStore { store, database in
@@ -121,102 +96,6 @@ struct SQLiteAuthStoreTests {
             let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token), client: client)
             try await database.pool.write { db in try db.execute(sql: "UPDATE users SET disabled_at = 1 WHERE id = ?", arguments: [user.id]) }
             #expect(try await store.validateSession(token.hash, now: Date()) == .userDisabled)
-        }
-    }
-
-    @Test("last_seen is written at most once a minute per session")
-    func lastSeenThrottle() async throws {
-        try await withStore { store, database in
-            let token = SessionToken.generate()
-            let start = Date()
-            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token, now: start), client: client)
-            func lastSeen() async throws -> Int64? {
-                try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT last_seen_at FROM sessions") }
-            }
-            let initial = try await lastSeen()
-            for offset in [1.0, 20, 59] {
-                _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(offset))
-            }
-            #expect(try await lastSeen() == initial)
-            _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(61))
-            #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
-            _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(90))
-            #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
-        }
-    }
-
-    @Test("the idle timeout expires unused sessions")
-    func idleTimeout() async throws {
-        try await withStore(idleTimeout: .seconds(300)) { store, _ in
-            let token = SessionToken.generate()
-            let start = Date()
-            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token, now: start), client: client)
-            guard case .valid = try await store.validateSession(token.hash, now: start.addingTimeInterval(200)) else {
-                Issue.record("session expired too early")
-                return
-            }
-            #expect(try await store.validateSession(token.hash, now: start.addingTimeInterval(200 + 300 + 61)) == .expired)
-        }
-    }
-
-    @Test("purging deletes only expired sessions and audits each")
-    func purge() async throws {
-        try await withStore { store, _ in
-            let keep = SessionToken.generate()
-            let drop = SessionToken.generate()
-            let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(keep), client: client)
-            try await store.recordLogin(user: user, session: newSession(drop, now: Date().addingTimeInterval(-120), lifetime: 60), replacing: [], upgradedPasswordHash: nil, client: client)
-            #expect(try await store.purgeExpiredSessions(now: Date()) == 1)
-            #expect(try await store.listSessions(userId: user.id).map(\.tokenHash) == [keep.hash])
-            let expired = try await store.auditEvents(AuditQuery()).filter { $0.kind == .sessionExpired }
-            #expect(expired.count == 1)
-            #expect(try await store.purgeExpiredSessions(now: Date()) == 0)
-        }
-    }
-
-    @Test("login replaces the session the client came with (no fixation) and upgrades the hash")
-    func loginReplaces() async throws {
-        try await withStore { store, _ in
-            let first = SessionToken.generate()
-            let user = try await store.createUser(email: "a@example.com", passwordHash: "old", session: newSession(first), client: client)
-            let second = SessionToken.generate()
-            try await store.recordLogin(user: user, session: newSession(second), replacing: [first.hash], upgradedPasswordHash: "new", client: client)
-            #expect(try await store.validateSession(first.hash, now: Date()) == .unknown)
-            #expect(try await store.loginCandidate(email: "a@example.com")?.passwordHash == "new")
-            let login = try await store.auditEvents(AuditQuery(email: "a@example.com")).first
-            #expect(login?.kind == .login)
-            #expect(login?.reason == "password_hash_upgraded")
-        }
-    }
-
-    @Test("administrative revocation by session, by user and for everyone")
-    func revoke() async throws {
-        try await withStore { store, _ in
-            let a1 = SessionToken.generate(), a2 = SessionToken.generate(), b1 = SessionToken.generate()
-            let alice = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a1), client: client)
-            try await store.recordLogin(user: alice, session: newSession(a2), replacing: [], upgradedPasswordHash: nil, client: client)
-            let bob = try await store.createUser(email: "b@example.com", passwordHash: "h", session: newSession(b1), client: client)
-            let a1Id = try #require(try await store.listSessions(userId: alice.id).first { $0.tokenHash == a1.hash }?.id)
-            #expect(try await store.revokeSessions(.session(id: a1Id), reason: "admin", client: .commandLine) == 1)
-            #expect(try await store.validateSession(a1.hash, now: Date()) == .unknown)
-            #expect(try await store.revokeSessions(.user(id: alice.id), reason: "admin", client: .commandLine) == 1)
-            #expect(try await store.listSessions(userId: bob.id).count == 1)
-            #expect(try await store.revokeSessions(.all, reason: "admin", client: .commandLine) == 1)
-            #expect(try await store.listSessions(userId: nil).isEmpty)
-            #expect(try await store.auditEvents(AuditQuery()).filter { $0.kind == .sessionRevoked }.count == 3)
-        }
-    }
-
-    @Test("deleting a user removes its sessions; the audit log keeps its history")
-    func deleteUser() async throws {
-        try await withStore { store, _ in
-            let token = SessionToken.generate()
-            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token), client: client)
-            #expect(try await store.deleteUser(email: "a@example.com", client: .commandLine))
-            #expect(try await store.deleteUser(email: "a@example.com", client: .commandLine) == false)
-            #expect(try await store.validateSession(token.hash, now: Date()) == .unknown)
-            let kinds = try await store.auditEvents(AuditQuery(email: "a@example.com")).map(\.kind)
-            #expect(kinds == [.userDeleted, .sessionRevoked, .signup])
         }
     }
 
