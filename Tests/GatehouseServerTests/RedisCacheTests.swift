@@ -46,8 +46,10 @@ struct RedisCacheTests {
             #expect(try redis.cli("SISMEMBER", "gatehouse:user:\(userId)", SessionToken(cookieValue: token)!.hash.hex) == "1")
             let dump = try redis.cli("KEYS", "*") + (try redis.cli("GET", sessionKey(token)))
             #expect(!dump.contains(token))
-            // A hit answers without SQLite: the session validates with its row gone from the
-            // database file but its entry in Redis (see the next test for how long).
+            // Redis answers, not SQLite: the session validates with its row gone from the
+            // database file but its entry in Redis (see redisOnlySession for how long).
+            try await gatehouse.database.pool.write { db in try db.execute(sql: "DELETE FROM sessions") }
+            #expect(try await gatehouse.count("sessions") == 0)
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
         }
     }
@@ -67,17 +69,23 @@ struct RedisCacheTests {
         }
     }
 
-    @Test("a session deleted from SQLite behind Gatehouse's back lives on in Redis for at most redis.cache_ttl")
+    @Test("a session deleted from SQLite behind Gatehouse's back lives on in Redis until its entry expires (TTL at most redis.cache_ttl), then is refused and not back-filled")
     func redisOnlySession() async throws {
         let redis = try await RedisServer()
         defer { redis.shutdown() }
-        try await TestGatehouse.withRedis(redis, configure: { $0.redis.cacheTTL = .seconds(1) }) { api, gatehouse in
+        try await TestGatehouse.withRedis(redis, configure: { $0.redis.cacheTTL = .seconds(120) }) { api, gatehouse in
             let token = try #require(try await api.signup("o@example.com", Self.password).sessionToken())
+            let key = sessionKey(token)
+            // cache_ttl is below the session lifetime: it bounds the entry's life.
+            let ttl = try #require(Int(try redis.cli("PTTL", key)))
+            #expect(ttl > 0 && ttl <= 120_000)
             try await gatehouse.database.pool.write { db in try db.execute(sql: "DELETE FROM sessions") }
+            #expect(try await gatehouse.count("sessions") == 0)
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            try await Task.sleep(for: .milliseconds(1100))
-            #expect(try await api.get("/auth/me", cookie: token).status == 401)
-            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "0" })
+            // The TTL ends now rather than in two minutes.
+            #expect(try redis.cli("PEXPIRE", key, "1") == "1")
+            #expect(try await eventually { try await api.get("/auth/me", cookie: token).status == 401 })
+            #expect(try redis.cli("EXISTS", key) == "0")
         }
     }
 
@@ -138,7 +146,6 @@ struct RedisCacheTests {
             // Bounded by the Redis timeout (50 ms), compared with the same run before the kill:
             // medians, so that a busy machine's noise does not decide the result.
             #expect(median(latencies[50...]) < median(latencies[..<50]) + .milliseconds(100))
-            #expect(latencies.max()! < .seconds(3))
             let ready = try await api.get("/readyz")
             #expect(ready.status == 200)
             #expect(ready.json["status"] as? String == "degraded")
@@ -180,7 +187,6 @@ struct RedisCacheTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             #expect(median(during[...]) < median(before[...]) + .milliseconds(100))
-            #expect(during.max()! < .seconds(3))
             #expect(breakerOpened)
             #expect(gatehouse.cache.redis.isCircuitOpen)
             redis.resume()

@@ -73,20 +73,33 @@ struct VerifyTests {
         }
     }
 
-    @Test("verify endpoints never answer 2xx without X-User-Id, whatever the cookies and headers (fuzzed)")
-    func fuzz() async throws {
-        try await TestGatehouse.run(.live, configure: { $0.trustedProxies = [CIDR("127.0.0.1")!] }) { api, gatehouse in
-            let token = try #require(try await api.signup("fuzz@example.com", Self.password).sessionToken())
+    @Test(
+        "verify endpoints and an auth: required proxied route never answer 2xx without the user's own X-User-Id, whatever the cookies and headers (fuzzed)",
+        arguments: SessionBackend.allCases
+    )
+    func fuzz(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions, configure: { $0.trustedProxies = [CIDR("127.0.0.1")!] }) { api, gatehouse, _ in
+            if sessions == .redis { #expect(await eventually { gatehouse.cache.isTrusted }) }
+            let signup = try await api.signup("fuzz@example.com", Self.password)
+            let token = try #require(signup.sessionToken())
+            let userId = try #require(signup.json["id"] as? String)
             let revoked = try #require(try await api.login("fuzz@example.com", Self.password).sessionToken())
             _ = try await api.logout(cookie: revoked)
             var generator = SystemRandomNumberGenerator()
             let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/%;,. \"")
             func randomText(_ length: Int) -> String { String((0..<length).map { _ in alphabet.randomElement(using: &generator)! }) }
             let headerNames = ["X-User-Id", "x_user_id", "X-User-Email", "X-Original-URL", "X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host", "Accept", "Authorization"]
-            var accepted = 0
+            let paths = ["/auth/verify", "/auth/forward", "/app/page"]
+            var accepted = [0, 0, 0]
+            var proxiedIds: [String] = []
             for round in 0..<600 {
                 var headers: [String: String] = [:]
+                // Cookie kind, path and method vary independently, so that every kind meets every path.
                 let cookieKind = round % 6
+                let pathIndex = (round / 6) % paths.count
+                let proxied = pathIndex == 2
+                // HEAD only on the verify endpoints: a proxied HEAD has no echo body to inspect.
+                let method: HTTPRequest.Method = !proxied && (round / 18).isMultiple(of: 2) ? .head : .get
                 var cookie: String
                 switch cookieKind {
                 case 0: cookie = "gatehouse_session=\(randomText(43))"
@@ -101,34 +114,59 @@ struct VerifyTests {
                 for name in headerNames where Bool.random(using: &generator) {
                     headers[name] = randomText(Int.random(in: 1...40, using: &generator)).trimmingCharacters(in: .whitespaces)
                 }
-                let path = round.isMultiple(of: 2) ? "/auth/verify" : "/auth/forward"
                 var fields = HTTPFields()
                 for (name, value) in headers where !value.isEmpty { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
-                let response = try await api.send(round.isMultiple(of: 3) ? .head : .get, path, headers: fields, body: nil)
-                let userId = response.headers[HTTPField.Name("X-User-Id")!]
+                let response = try await api.send(method, paths[pathIndex], headers: fields, body: nil)
+                let context = "\(method) \(paths[pathIndex]) \(headers) -> \(response.status)"
                 if (200..<300).contains(response.status) {
-                    accepted += 1
-                    #expect(userId != nil && userId != headers["X-User-Id"])
-                    #expect(cookie.contains(token))
+                    accepted[pathIndex] += 1
+                    #expect(cookie.contains(token), "\(context)")
+                    if proxied {
+                        #expect(EchoedRequest(response)?.values("X-User-Id") == [userId], "\(context)")
+                        proxiedIds += response.headers[.xRequestIdName].map { [$0] } ?? []
+                    } else {
+                        #expect(response.headers[HTTPField.Name("X-User-Id")!] == userId, "\(context)")
+                    }
                 } else {
-                    #expect([302, 401].contains(response.status))
-                    #expect(userId == nil)
+                    #expect((proxied ? [302, 400, 401] : [302, 401]).contains(response.status), "\(context)")
+                    #expect(response.headers[HTTPField.Name("X-User-Id")!] == nil, "\(context)")
+                    #expect(EchoedRequest(response) == nil, "\(context)")
                 }
             }
-            // Rounds carrying the live token were accepted: the check above could fail.
-            #expect(accepted > 50)
-            _ = gatehouse
+            // Rounds carrying the live token were accepted on every path: the checks above could fail.
+            #expect(accepted.allSatisfy { $0 > 10 }, "\(accepted)")
+            // The event-loop fast path forwarded live sessions (with Redis, through its in-process cache).
+            let logs = gatehouse.logs.text
+            #expect(proxiedIds.contains { logs.contains("request_id=\($0) served=fast_path") })
         }
     }
 
-    @Test("a store failure is a refusal, never a 2xx (fail closed)")
-    func storeFailure() async throws {
-        try await TestGatehouse.run(.live) { api, gatehouse in
-            let token = try #require(try await api.signup("closed@example.com", Self.password).sessionToken())
+    @Test(
+        "a store failure is a refusal, never a 2xx (fail closed): verify, forward and an auth: required proxied route",
+        arguments: SessionBackend.allCases
+    )
+    func storeFailure(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, gatehouse, _ in
+            if sessions == .redis { #expect(await eventually { gatehouse.cache.isTrusted }) }
+            let first = try #require(try await api.signup("closed@example.com", Self.password).sessionToken())
+            // While the store works, the same requests are answered: the refusals below are the failure's.
+            #expect(try await api.request(.get, "/auth/verify", cookie: first).status == 200)
+            #expect(try await api.request(.get, "/app/page", cookie: first).status == 200)
+            // A session only SQLite can answer for: not in Redis, never looked up (so in no
+            // in-process cache). With Redis, a cached session is rightly answered without SQLite.
+            let token = try #require(try await api.login("closed@example.com", Self.password).sessionToken())
+            if sessions == .redis {
+                #expect(try await gatehouse.cache.redis.send("DEL", sessionKey(token)) == .integer(1))
+            }
             try gatehouse.database.pool.close()
-            let response = try await api.request(.get, "/auth/verify", cookie: token)
-            #expect(response.status == 401)
-            #expect(response.headers[HTTPField.Name("X-User-Id")!] == nil)
+            for path in ["/auth/verify", "/auth/forward"] {
+                let response = try await api.request(.get, path, cookie: token)
+                #expect(response.status == 401, "\(path)")
+                #expect(response.headers[HTTPField.Name("X-User-Id")!] == nil, "\(path)")
+            }
+            let proxied = try await api.request(.get, "/app/page", cookie: token)
+            #expect(proxied.status == 500)
+            #expect(EchoedRequest(proxied) == nil)
         }
     }
 }

@@ -97,7 +97,7 @@ public enum EchoUpstream {
             buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             length += buffer.readableBytes
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256Hex.hex(hasher.finalize())
         let headers = request.headers.map { [$0.name.rawName, $0.value] } + [["Host", request.head.authority ?? ""]]
         let object: [String: Any] = [
             "method": request.method.rawValue, "target": request.head.path ?? "", "headers": headers,

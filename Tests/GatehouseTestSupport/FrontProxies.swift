@@ -88,11 +88,7 @@ public final class FrontProxy: @unchecked Sendable {
     public func stop() {
         let pid = process.processIdentifier
         let children = childProcesses(of: pid)
-        if process.isRunning {
-            kill(pid, SIGTERM)
-            for _ in 0..<150 where process.isRunning { usleep(20_000) }
-            if process.isRunning { kill(pid, SIGKILL) }
-        }
+        process.terminate(grace: .seconds(3))
         for child in children { kill(child, SIGKILL) }
         directory.remove()
     }

@@ -40,7 +40,7 @@ public final class GatehouseProcess: @unchecked Sendable {
             }
         }
         guard let found else {
-            process.terminate()
+            process.terminate(grace: .seconds(5))
             let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             throw ProcessError(message: "gatehouse did not start listening: \(text)")
         }
@@ -66,20 +66,12 @@ public final class GatehouseProcess: @unchecked Sendable {
     /// Sends SIGTERM, waits up to 5 s, then SIGKILL: usable from `defer`, so that no test
     /// leaves a server running whatever way it ends.
     public func terminate() {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<250 where process.isRunning { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.terminate(grace: .seconds(5))
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
+    /// ``terminate()`` without blocking the caller's thread.
     public func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<200 where process.isRunning {
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        _ = try? await onThread { self.terminate() }
     }
 }
 
