@@ -176,10 +176,8 @@ struct ProxyFastPathTests {
             process.standardOutput = pipe
             try process.run()
             defer {
-                // A server stalled on its log cannot shut down gracefully: kill it after 5 s.
-                process.terminate()
-                for _ in 0..<250 where process.isRunning { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                // A server stalled on its log cannot shut down gracefully: killed after 5 s.
+                process.terminate(grace: .seconds(5))
             }
             // Read until the server says where it listens, then never read again: the pipe
             // (64 KiB) fills after a few hundred request lines.
