@@ -7,14 +7,15 @@ import Testing
 
 extension TestGatehouse {
     /// Runs `body` against an in-process server (over loopback) using `redis` as its cache,
-    /// once the cache is trusted.
+    /// once the cache is trusted. `redis.timeout` is 1 s, so that a loaded test machine does
+    /// not make Redis look down; tests of a failing Redis set their own.
     static func withRedis(
         _ redis: RedisServer, configure: @escaping (inout GatehouseConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (any HTTPTarget, TestGatehouse) async throws -> Void
     ) async throws {
         try await run(.live, configure: {
             $0.redis.url = redis.url()
-            $0.redis.timeout = .milliseconds(50)
+            $0.redis.timeout = .seconds(1)
             configure(&$0)
         }) { api, gatehouse in
             #expect(await eventually { gatehouse.cache.isTrusted })
@@ -132,7 +133,7 @@ struct RedisCacheTests {
     func killedMidTraffic() async throws {
         let redis = try await RedisServer()
         defer { redis.shutdown() }
-        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+        try await TestGatehouse.withRedis(redis, configure: { $0.redis.timeout = .milliseconds(50) }) { api, gatehouse in
             let token = try #require(try await api.signup("k@example.com", Self.password).sessionToken())
             var latencies: [Duration] = []
             for index in 0..<200 {
@@ -165,7 +166,7 @@ struct RedisCacheTests {
     func hungRedis() async throws {
         let redis = try await RedisServer()
         defer { redis.shutdown() }
-        try await TestGatehouse.withRedis(redis) { api, gatehouse in
+        try await TestGatehouse.withRedis(redis, configure: { $0.redis.timeout = .milliseconds(50) }) { api, gatehouse in
             let token = try #require(try await api.signup("h@example.com", Self.password).sessionToken())
             var before: [Duration] = []
             for _ in 0..<30 {
