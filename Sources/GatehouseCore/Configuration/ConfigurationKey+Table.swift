@@ -92,30 +92,21 @@ extension RouteConfiguration {
 extension ScalarFormat where Value == ListenAddress {
     /// `host:port` or `[v6]:port`.
     static var listen: ScalarFormat {
-        ScalarFormat(name: "host:port", parse: { text in
-            guard let address = ListenAddress(parsing: text) else { throw InvalidValue(message: "expected host:port, e.g. 127.0.0.1:8080") }
-            return address
-        }, format: \.description)
+        ScalarFormat(name: "host:port", parsing: ListenAddress.init(parsing:), expected: "expected host:port, e.g. 127.0.0.1:8080")
     }
 }
 
 extension ScalarFormat where Value == CIDR {
     /// An address or a CIDR block.
     static var cidr: ScalarFormat {
-        ScalarFormat(name: "CIDR", parse: { text in
-            guard let cidr = CIDR(text) else { throw InvalidValue(message: "expected an IP address or CIDR, e.g. 10.0.0.0/8") }
-            return cidr
-        }, format: \.description)
+        ScalarFormat(name: "CIDR", parsing: CIDR.init, expected: "expected an IP address or CIDR, e.g. 10.0.0.0/8")
     }
 }
 
 extension ScalarFormat where Value == UpstreamTarget {
     /// An `http://` or `https://` URL with a host.
     static var upstream: ScalarFormat {
-        ScalarFormat(name: "http(s) URL", parse: { text in
-            guard let target = UpstreamTarget(text) else { throw InvalidValue(message: "expected an http:// or https:// URL with a host") }
-            return target
-        }, format: \.description)
+        ScalarFormat(name: "http(s) URL", parsing: UpstreamTarget.init, expected: "expected an http:// or https:// URL with a host")
     }
 }
 

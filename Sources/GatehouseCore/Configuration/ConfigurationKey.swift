@@ -121,6 +121,16 @@ struct ScalarFormat<Value>: Sendable {
     }
 }
 
+extension ScalarFormat where Value: CustomStringConvertible {
+    /// A format for a type whose failable initialiser parses it; `expected` is the error when it fails.
+    init(name: String, parsing make: @escaping @Sendable (String) -> Value?, expected: String) {
+        self.init(name: name, parse: { text in
+            guard let value = make(text) else { throw InvalidValue(message: expected) }
+            return value
+        }, format: \.description)
+    }
+}
+
 extension ScalarFormat where Value == String {
     /// Any text; `nonEmpty` refuses `""`.
     static func text(nonEmpty: Bool = false) -> ScalarFormat {
