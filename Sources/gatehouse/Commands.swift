@@ -45,11 +45,19 @@ struct Migrate: AsyncParsableCommand {
 struct CheckConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate the configuration and exit.")
     @OptionGroup var options: ConfigOption
+    @Flag(name: .customLong("print"), help: "Print every key's effective value (file, environment and defaults together; secrets redacted).")
+    var printValues = false
 
     func run() async throws {
         try await reportingErrors {
             let configuration = try options.load()
-            emit("configuration \(options.path) is valid (listen \(configuration.listen), database \(configuration.database.path), \(configuration.routes.count) routes)")
+            guard printValues else {
+                emit("configuration \(options.path) is valid (listen \(configuration.listen), database \(configuration.database.path), \(configuration.routes.count) routes)")
+                return
+            }
+            for key in ConfigurationKey.all {
+                emit("\(key.path): \(key.value(in: configuration))")
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ struct ConfigurationTests {
     @Test("the shipped reference and quick-start configurations are valid")
     func shippedConfigurations() throws {
         let reference = try ConfigurationLoader.load(path: Self.packageRoot + "/conf/gatehouse.yaml", environment: [:])
-        #expect(reference == GatehouseConfiguration(upstreams: ["app": "http://127.0.0.1:3000"], routes: [
+        #expect(reference == GatehouseConfiguration(upstreams: ["app": try #require(UpstreamTarget("http://127.0.0.1:3000"))], routes: [
             RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
             RouteConfiguration(prefix: "/", upstream: "app", auth: .required),
         ]))
@@ -48,7 +48,7 @@ struct ConfigurationTests {
         #expect(configuration.password.argon2.memoryKiB == 4096)
         #expect(configuration.cookie.secure == false)
         #expect(configuration.trustedProxies.map(\.description) == ["10.0.0.0/8", "127.0.0.1/32"])
-        #expect(configuration.upstreams["app"] == "http://127.0.0.1:9000")
+        #expect(configuration.upstreams["app"] == UpstreamTarget("http://127.0.0.1:9000"))
     }
 
     @Test(
@@ -69,6 +69,8 @@ struct ConfigurationTests {
             ("trusted_proxies: [10.0.0.0/33]", "trusted_proxies[0]"),
             ("login_url: javascript:alert(1)", "login_url"),
             ("upstreams:\n  app: ftp://x", "upstreams.app"),
+            ("upstreams:\n  app: [http://a]", "upstreams.app"),
+            ("upstreams: [http://a]", "upstreams"),
             ("routes:\n  - {prefix: /, upstream: nowhere, auth: none}", "routes[0].upstream"),
             ("upstreams: {app: 'http://a'}\nroutes:\n  - {prefix: /, upstream: app, auth: maybe}", "routes[0].auth"),
             ("upstreams: {app: 'http://a'}\nroutes:\n  - {prefix: x, upstream: app}", "routes[0].prefix"),
@@ -86,6 +88,77 @@ struct ConfigurationTests {
             _ = try ConfigurationLoader.parse(yaml: yaml, source: "test.yaml")
         } throws: { error in
             (error as? ConfigurationError)?.key.hasPrefix(key) == true
+        }
+    }
+
+    @Test("an upstream URL that does not parse stops startup naming the upstream, from the file or the environment")
+    func invalidUpstream() {
+        #expect(throws: ConfigurationError(key: "upstreams.billing", message: "expected an http:// or https:// URL with a host; got \"http://\"")) {
+            _ = try ConfigurationLoader.parse(yaml: "upstreams:\n  app: http://127.0.0.1:3000\n  billing: 'http://'\n")
+        }
+        #expect {
+            _ = try ConfigurationLoader.parse(yaml: "", environment: ["GATEHOUSE_UPSTREAMS_BILLING": "127.0.0.1:3000"])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "upstreams.billing (from GATEHOUSE_UPSTREAMS_BILLING)"
+        }
+    }
+
+    @Test("an unknown key, at the top, in a section or in a nested section, is an error naming it")
+    func unknownKeys() {
+        for (yaml, key) in [("shutdown_timout: 10s", "shutdown_timout"), ("redis:\n  cache_tll: 5m", "redis.cache_tll"),
+                            ("password:\n  argon2: {memory_kb: 4096}", "password.argon2.memory_kb")] {
+            #expect(throws: ConfigurationError(key: key, message: "unknown key")) {
+                _ = try ConfigurationLoader.parse(yaml: yaml)
+            }
+        }
+    }
+
+    @Test("the environment overrides a duration and a comma-separated list over the file")
+    func environmentDurationAndList() throws {
+        let configuration = try ConfigurationLoader.parse(
+            yaml: "session:\n  idle_timeout: 5m\nallowed_redirect_hosts: [old.example.com]\n",
+            environment: ["GATEHOUSE_SESSION_IDLE_TIMEOUT": "90s", "GATEHOUSE_ALLOWED_REDIRECT_HOSTS": "App.example.com, .example.org"]
+        )
+        #expect(configuration.session.idleTimeout == .seconds(90))
+        #expect(configuration.allowedRedirectHosts == ["app.example.com", ".example.org"])
+    }
+
+    @Test("every variable name of earlier releases still sets its key, and no two keys share a variable")
+    func variableNames() {
+        let earlier = [
+            "LISTEN", "DATABASE_PATH", "DATABASE_BUSY_TIMEOUT", "REDIS_URL", "REDIS_TIMEOUT", "REDIS_CACHE_TTL", "REDIS_CONNECTIONS",
+            "REDIS_LOCAL_CACHE_SIZE", "COOKIE_NAME", "COOKIE_SECURE", "COOKIE_DOMAIN", "SESSION_LIFETIME", "SESSION_IDLE_TIMEOUT",
+            "SESSION_PURGE_INTERVAL", "PASSWORD_ARGON2_MEMORY_KIB", "PASSWORD_ARGON2_ITERATIONS", "PASSWORD_ARGON2_PARALLELISM",
+            "PASSWORD_WORKERS", "PASSWORD_QUEUE_LIMIT", "LOGIN_URL", "ALLOWED_REDIRECT_HOSTS", "TRUSTED_PROXIES",
+            "PROXY_CONNECT_TIMEOUT", "PROXY_RESPONSE_TIMEOUT", "PROXY_IDLE_TIMEOUT", "IDENTITY_HEADERS_USER_ID",
+            "IDENTITY_HEADERS_EMAIL", "LOG_LEVEL", "LOG_FORMAT",
+        ].map { "GATEHOUSE_" + $0 }
+        for name in earlier {
+            #expect(ConfigurationLoader.keysByVariable[name] != nil, "\(name) no longer sets a key")
+        }
+        let variables = ConfigurationKey.all.compactMap(\.environmentVariable)
+        #expect(Set(variables).count == variables.count)
+    }
+
+    @Test("check-config --print shows effective values with the Redis password redacted")
+    func effectiveValues() throws {
+        let configuration = try ConfigurationLoader.parse(
+            yaml: "redis:\n  url: redis://:hunter2@127.0.0.1:6379/1\n",
+            environment: ["GATEHOUSE_PROXY_IDLE_TIMEOUT": "90s"]
+        )
+        let listing = Dictionary(uniqueKeysWithValues: ConfigurationKey.all.map { ($0.path, $0.value(in: configuration)) })
+        #expect(listing["redis.url"] == "redis://***@127.0.0.1:6379/1")
+        #expect(listing["proxy.idle_timeout"] == "90s")
+        #expect(!listing.values.contains { $0.contains("hunter2") })
+    }
+
+    @Test("an invalid Redis URL is reported without quoting it (it may hold a password)")
+    func redisURLNotQuoted() {
+        #expect {
+            _ = try ConfigurationLoader.parse(yaml: "", environment: ["GATEHOUSE_REDIS_URL": "redis://:hunter2@/x"])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.key == "redis.url (from GATEHOUSE_REDIS_URL)" && !error.description.contains("hunter2")
         }
     }
 

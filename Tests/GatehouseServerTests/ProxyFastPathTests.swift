@@ -72,7 +72,7 @@ struct ProxyFastPathTests {
         let upstream = try await ClosingUpstream.start()
         defer { upstream.stop() }
         try await TestGatehouse.run(.live, configure: {
-            $0.upstreams = ["app": "http://127.0.0.1:\(upstream.port)"]
+            $0.upstreams = ["app": UpstreamTarget("http://127.0.0.1:\(upstream.port)")!]
             $0.routes = [RouteConfiguration(prefix: "/", upstream: "app", auth: .none)]
         }) { api, gatehouse in
             let port = try #require((api as? SocketTarget)?.port)

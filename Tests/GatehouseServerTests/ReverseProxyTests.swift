@@ -35,7 +35,7 @@ extension TestGatehouse {
         try await EchoUpstream.with { port in
             try await run(.live, configure: {
                 $0.redis.url = redisURL
-                $0.upstreams = ["app": "http://127.0.0.1:\(port)", "api": "http://127.0.0.1:\(port)/v2/", "down": "http://127.0.0.1:1"]
+                $0.upstreams = ["app": "http://127.0.0.1:\(port)", "api": "http://127.0.0.1:\(port)/v2/", "down": "http://127.0.0.1:1"].mapValues { UpstreamTarget($0)! }
                 $0.routes = [
                     RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
                     RouteConfiguration(prefix: "/api", upstream: "api", auth: .required, stripPrefix: true),

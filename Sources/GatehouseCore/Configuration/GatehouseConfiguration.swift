@@ -22,8 +22,8 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var proxy: ProxyConfiguration
     /// Names of the identity headers set on forwarded requests and verify answers.
     public var identityHeaders: IdentityHeaderNames
-    /// Upstream services by name.
-    public var upstreams: [String: String]
+    /// Upstream services by name, each URL parsed once when the configuration is read.
+    public var upstreams: [String: UpstreamTarget]
     /// The route table, in configuration order.
     public var routes: [RouteConfiguration]
     /// Log output.
@@ -42,7 +42,7 @@ public struct GatehouseConfiguration: Sendable, Equatable {
         trustedProxies: [CIDR] = [],
         proxy: ProxyConfiguration = .init(),
         identityHeaders: IdentityHeaderNames = .init(),
-        upstreams: [String: String] = [:],
+        upstreams: [String: UpstreamTarget] = [:],
         routes: [RouteConfiguration] = [],
         log: LogConfiguration = .init()
     ) {
@@ -220,7 +220,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var connectTimeout: Duration
     /// Waiting for an upstream's response head; past it the client gets 504.
     public var responseTimeout: Duration
-    /// No body bytes either way for this long closes the connection.
+    /// No response bytes from the upstream for this long closes the connection.
     public var idleTimeout: Duration
 
     /// Creates proxy timeouts.

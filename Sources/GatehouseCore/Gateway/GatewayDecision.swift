@@ -143,7 +143,7 @@ public struct GatewayPolicy: Sendable {
     /// The policy of a configuration.
     public init(configuration: GatehouseConfiguration) {
         routes = RouteTable(configuration.routes)
-        upstreams = configuration.upstreams.compactMapValues(UpstreamTarget.init)
+        upstreams = configuration.upstreams
         redirects = RedirectValidator(allowedHosts: configuration.allowedRedirectHosts)
         loginURL = configuration.loginURL
         cookieName = configuration.cookie.name

@@ -1,7 +1,7 @@
 import Foundation
 
 /// An upstream base URL, parsed once.
-public struct UpstreamTarget: Sendable, Equatable {
+public struct UpstreamTarget: Sendable, Equatable, CustomStringConvertible {
     /// `http` or `https`.
     public let scheme: String
     /// Host name or address.
@@ -24,6 +24,9 @@ public struct UpstreamTarget: Sendable, Equatable {
         self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
         self.address = "\(host):\(port)"
     }
+
+    /// The base URL, with its port.
+    public var description: String { "\(scheme)://\(host):\(port)\(basePath)" }
 
     /// The absolute URL of `path` and `query` on this upstream.
     public func url(path: String, query: Substring) -> String {

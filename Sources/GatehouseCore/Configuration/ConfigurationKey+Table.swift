@@ -1,0 +1,160 @@
+extension ConfigurationKey {
+    /// Every key Gatehouse reads, in the order the README and `conf/gatehouse.yaml` show them.
+    public static let all: [ConfigurationKey] = [
+        .scalar("listen", \.listen, .listen, "host:port or [v6]:port to serve on; port 0 picks a free port"),
+        .scalar("database.path", \.database.path, .text(nonEmpty: true), "the SQLite file, the source of truth"),
+        .scalar("database.busy_timeout", \.database.busyTimeout, .duration(), "how long a write waits for another process's lock"),
+        .scalar(
+            "redis.url", \.redis.url, .redisURL, secret: true, redact: { $0.isEmpty ? "\"\"" : RedisEndpoint($0)?.redacted ?? "***" },
+            "the Redis session cache; empty runs on SQLite alone"
+        ),
+        .scalar("redis.timeout", \.redis.timeout, .duration(positive: true), "the most a Redis command may add to a request"),
+        .scalar("redis.cache_ttl", \.redis.cacheTTL, .duration(positive: true), "the longest a session stays cached without a SQLite read"),
+        .scalar("redis.connections", \.redis.connections, .integer(1...64), "Redis connections per instance, pipelined"),
+        .scalar("redis.local_cache_size", \.redis.localCacheSize, .integer(0...10_000_000), "sessions kept in process for the fast path; 0 = off"),
+        .scalar("cookie.name", \.cookie.name, .token("not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"), "the session cookie's name"),
+        .scalar("cookie.secure", \.cookie.secure, .boolean, "whether the cookie carries Secure"),
+        .scalar("cookie.domain", \.cookie.domain, .domain, "the cookie's Domain attribute; empty = host-only"),
+        .scalar("session.lifetime", \.session.lifetime, .duration(positive: true), "absolute session lifetime; also the cookie's Max-Age"),
+        .scalar("session.idle_timeout", \.session.idleTimeout, .duration(), "a session unused this long stops validating; 0s = off"),
+        .scalar("session.purge_interval", \.session.purgeInterval, .duration(positive: true), "how often expired sessions are deleted"),
+        // 1024 KiB is above Argon2's own floor of 8 × parallelism for every accepted parallelism.
+        .scalar("password.argon2.memory_kib", \.password.argon2.memoryKiB, .integer(1024...4_194_304), "Argon2id memory (KiB) for new hashes"),
+        .scalar("password.argon2.iterations", \.password.argon2.iterations, .integer(1...100), "Argon2id passes for new hashes"),
+        .scalar("password.argon2.parallelism", \.password.argon2.parallelism, .integer(1...64), "Argon2id lanes for new hashes"),
+        .scalar("password.workers", \.password.workers, .integer(0...256), "hashing threads; 0 = one per core"),
+        .scalar("password.queue_limit", \.password.queueLimit, .integer(0...100_000), "hashes that may wait for a thread before 503"),
+        .scalar("login_url", \.loginURL, .loginURL, "where unauthenticated browsers are sent"),
+        .list("allowed_redirect_hosts", \.allowedRedirectHosts, of: .host, "hosts that absolute rd targets may point at"),
+        .list("trusted_proxies", \.trustedProxies, of: .cidr, "peers whose X-Forwarded-* and X-Original-URL are believed"),
+        .scalar("proxy.connect_timeout", \.proxy.connectTimeout, .duration(positive: true), "connecting to an upstream; past it 502"),
+        .scalar("proxy.response_timeout", \.proxy.responseTimeout, .duration(positive: true), "waiting for an upstream's response head; past it 504"),
+        .scalar("proxy.idle_timeout", \.proxy.idleTimeout, .duration(positive: true), "no response bytes from the upstream this long closes the connection"),
+        .scalar("identity_headers.user_id", \.identityHeaders.userId, .token("not a valid header name"), "the user id header's name"),
+        .scalar("identity_headers.email", \.identityHeaders.email, .token("not a valid header name"), "the email header's name"),
+        upstreams,
+        routes,
+        .scalar("log.level", \.log.level, .logLevel, "lowest level written"),
+        .scalar("log.format", \.log.format, .choice, "text or json lines"),
+    ]
+
+    /// `upstreams`: name → URL, each parsed once into an ``UpstreamTarget``.
+    static let upstreams = ConfigurationKey(
+        path: "upstreams", type: "mapping of name to http(s) URL", summary: "upstream services by name",
+        environmentForm: .perEntry, isSecret: false,
+        decode: { node, key, configuration in
+            guard case .mapping(let entries) = node else { throw ConfigurationError(key: key, message: "expected a mapping") }
+            for (name, value) in entries {
+                // Unparsable URLs stop startup: dropping the upstream would leave its routes without a target.
+                configuration.upstreams[name] = try ScalarFormat.upstream.read(ConfigScalar(value, key: "\(key).\(name)", secret: false))
+            }
+        },
+        render: { configuration in
+            "{" + configuration.upstreams.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+        }
+    )
+
+    /// `routes`: the route table, each entry a mapping of its own fields.
+    static let routes = ConfigurationKey(
+        path: "routes", type: "list of {prefix, upstream, auth, host, strip_prefix}", summary: "the route table; the longest prefix wins",
+        environmentForm: .none, isSecret: false,
+        decode: { node, key, configuration in
+            guard case .sequence(let items) = node else { throw ConfigurationError(key: key, message: "expected a list") }
+            configuration.routes = try items.enumerated().map { index, item in try RouteConfiguration(item, key: "\(key)[\(index)]") }
+        },
+        render: { configuration in "[" + configuration.routes.map(\.yaml).joined(separator: ", ") + "]" }
+    )
+}
+
+extension RouteConfiguration {
+    /// Reads one entry of `routes`; whether its upstream exists is checked once all keys are read.
+    init(_ node: ConfigValue, key: String) throws {
+        let route = try MappingReader(node, path: key)
+        let path = ScalarFormat<String>.text(nonEmpty: true).checked { $0.hasPrefix("/") ? nil : "must start with /" }
+        let prefix = try route.read("prefix", path, required: true) ?? ""
+        let upstream = try route.read("upstream", ScalarFormat<String>.text(nonEmpty: true), required: true) ?? ""
+        let auth = try route.read("auth", ScalarFormat<RouteAuth>.choice) ?? .required
+        let host = try route.read("host", ScalarFormat<String>.text()) ?? ""
+        let stripPrefix = try route.read("strip_prefix", ScalarFormat<Bool>.boolean) ?? false
+        try route.finish()
+        self.init(prefix: prefix, host: host.isEmpty ? nil : host.lowercased(), upstream: upstream, auth: auth, stripPrefix: stripPrefix)
+    }
+
+    /// The entry as a YAML flow mapping.
+    var yaml: String {
+        var fields = ["prefix: \(prefix)", "upstream: \(upstream)", "auth: \(auth.rawValue)"]
+        if let host { fields.append("host: \(host)") }
+        if stripPrefix { fields.append("strip_prefix: true") }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+}
+
+extension ScalarFormat where Value == ListenAddress {
+    /// `host:port` or `[v6]:port`.
+    static var listen: ScalarFormat {
+        ScalarFormat(name: "host:port", parsing: ListenAddress.init(parsing:), expected: "expected host:port, e.g. 127.0.0.1:8080")
+    }
+}
+
+extension ScalarFormat where Value == CIDR {
+    /// An address or a CIDR block.
+    static var cidr: ScalarFormat {
+        ScalarFormat(name: "CIDR", parsing: CIDR.init, expected: "expected an IP address or CIDR, e.g. 10.0.0.0/8")
+    }
+}
+
+extension ScalarFormat where Value == UpstreamTarget {
+    /// An `http://` or `https://` URL with a host.
+    static var upstream: ScalarFormat {
+        ScalarFormat(name: "http(s) URL", parsing: UpstreamTarget.init, expected: "expected an http:// or https:// URL with a host")
+    }
+}
+
+extension ScalarFormat where Value == String {
+    /// A Redis URL, or empty for none.
+    static var redisURL: ScalarFormat {
+        ScalarFormat(name: "redis:// or unix: URL", parse: { text in
+            guard text.isEmpty || RedisEndpoint(text) != nil else {
+                throw InvalidValue(message: "expected redis://[user:pass@]host:port[/db] or unix:/path, or empty for SQLite only")
+            }
+            return text
+        }, format: { $0.isEmpty ? "\"\"" : $0 })
+    }
+
+    /// An RFC 7230 token (cookie and header names).
+    static func token(_ problem: String) -> ScalarFormat {
+        text(nonEmpty: true).checked { CookieHeader.isToken($0) ? nil : problem }
+    }
+
+    /// A cookie `Domain`, or empty.
+    static var domain: ScalarFormat {
+        text().checked { domain in
+            domain.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" } ? nil : "not a valid domain"
+        }
+    }
+
+    /// A host pattern of `allowed_redirect_hosts`, lowercased.
+    static var host: ScalarFormat {
+        ScalarFormat(name: "host", parse: { text in
+            guard !text.isEmpty else { throw InvalidValue(message: "expected a non-empty string") }
+            return text.lowercased()
+        }, format: { $0 })
+    }
+
+    /// A path or an absolute http(s) URL.
+    static var loginURL: ScalarFormat {
+        text().checked { url in
+            url.hasPrefix("/") || url.hasPrefix("https://") || url.hasPrefix("http://") ? nil : "expected a path starting with / or an http(s) URL"
+        }
+    }
+
+    /// One of ``LogConfiguration/levels``.
+    static var logLevel: ScalarFormat {
+        ScalarFormat(name: LogConfiguration.levels.joined(separator: " | "), parse: { text in
+            guard LogConfiguration.levels.contains(text) else {
+                throw InvalidValue(message: "expected one of \(LogConfiguration.levels.joined(separator: ", "))")
+            }
+            return text
+        }, format: { $0 })
+    }
+}
