@@ -86,6 +86,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The log handler (text and JSON lines) and its standard-error writer thread.
+        .target(
+            name: "GatehouseLogging",
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command line: thin.
         .executableTarget(
             name: "gatehouse",
@@ -93,6 +102,7 @@ let package = Package(
                 "GatehouseCore",
                 "GatehouseStore",
                 "GatehouseServer",
+                "GatehouseLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,6 +133,11 @@ let package = Package(
             name: "GatehouseCoreTests",
             dependencies: ["GatehouseCore"],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseLoggingTests",
+            dependencies: ["GatehouseCore", "GatehouseLogging", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,7 +12,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let configuration = try options.load()
-            bootstrapLogging(level: configuration.log.level)
+            bootstrapLogging(level: configuration.log.level, format: configuration.log.format)
             let logger = Logger(label: "gatehouse")
             let dependencies = try GatehouseDependencies.open(configuration, logger: logger)
             logger.notice(

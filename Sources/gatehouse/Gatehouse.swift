@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatehouseCore
+import GatehouseLogging
 import GatehouseServer
 import GatehouseStore
 import Logging
@@ -87,12 +88,13 @@ struct CLIError: Error {
     let message: String
 }
 
-/// Logs to stderr at `level`, through ``StandardErrorLogOutput`` so that logging never
-/// blocks the caller; called once per process.
-func bootstrapLogging(level: String) {
+/// Logs to stderr at `level` in `format` (`log.format`), through ``StandardErrorLogOutput`` so
+/// that logging never blocks the caller; called once per process.
+func bootstrapLogging(level: String, format: LogFormat) {
     let parsed = Logger.Level(rawValue: level) ?? .info
+    StandardErrorLogOutput.shared.setNoticeFormat(format)
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler(label: label, stream: StandardErrorLogOutput.shared)
+        var handler = GatehouseLogHandler(label: label, format: format, output: StandardErrorLogOutput.shared)
         handler.logLevel = parsed
         return handler
     }
@@ -103,7 +105,7 @@ func bootstrapLogging(level: String) {
 /// tombstones before they exit. Nothing else: no hashing threads, no server.
 func openForCommand(_ options: ConfigOption, redis: Bool = false) throws -> GatehouseStores {
     let configuration = try options.load()
-    bootstrapLogging(level: "warning")
+    bootstrapLogging(level: "warning", format: configuration.log.format)
     return try GatehouseStores.open(configuration, redis: redis)
 }
 

@@ -35,8 +35,9 @@ public final class GatehouseProcess: @unchecked Sendable {
         while found == nil, Date() < deadline, process.isRunning {
             try await Task.sleep(for: .milliseconds(50))
             let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let range = text.range(of: #"address=[0-9.:\[\]a-f]+"#, options: .regularExpression) {
-                found = String(text[range].dropFirst("address=".count))
+            // `address=…` in the text format, `"address":"…"` in JSON.
+            if let range = text.range(of: #"address=[0-9.:\[\]a-f]+|"address":"[0-9.:\[\]a-f]+"#, options: .regularExpression) {
+                found = String(text[range].drop { $0 != "=" && $0 != ":" }.dropFirst().filter { $0 != "\"" })
             }
         }
         guard let found else {
