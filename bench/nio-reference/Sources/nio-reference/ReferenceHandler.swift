@@ -132,9 +132,11 @@ final class ReferenceHandler: ChannelInboundHandler {
     }
 
     func upstreamResponseEnd(_ trailers: HTTPHeaders?, upstreamKeepsAlive: Bool) {
-        if !upstreamKeepsAlive {
-            upstreamChannel?.close(promise: nil)
+        if !upstreamKeepsAlive, let closing = upstreamChannel {
+            // Forgotten first: closing runs channelInactive, which must not take this for a
+            // connection lost in the middle of the response.
             upstreamChannel = nil
+            closing.close(promise: nil)
         }
         guard let context else { return }
         finishResponse(.end(trailers), context: context)
