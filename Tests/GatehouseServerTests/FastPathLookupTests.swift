@@ -70,4 +70,15 @@ struct FastPathLookupTests {
     private func sessionRowHash(_ token: String) throws -> String {
         try #require(SessionToken(cookieValue: token)).hash.hex
     }
+
+    @Test("each event loop holds redis.local_cache_size sessions: a rotation over that many, on one connection, is answered from memory")
+    func capacityPerLoop() async throws {
+        let instances = try await TwoInstances.start(extra: "  local_cache_size: 64\n")
+        defer { instances.terminate() }
+        let userId = try await instances.signupUser("capacity@example.com")
+        let tokens = try instances.insertSessions(64, userId: userId)
+        let connection = try KeepAliveConnection(address: instances.second.address)
+        // A pass that reads nothing from Redis: all 64 are in this connection's loop's cache.
+        #expect(try await instances.warm(tokens, on: connection, passes: 12))
+    }
 }

@@ -42,14 +42,16 @@ public final class LocalSessionCache: Service, Sendable {
     public let store: CachedAuthStore
     private let caches: [ObjectIdentifier: LoopSessionCache]
 
-    /// One cache per event loop of `group`, together holding at most `capacity` sessions.
+    /// One cache per event loop of `group`, each holding at most `capacity` sessions: a
+    /// client's connections land on any loop, so each loop must be able to hold every live
+    /// session (a share of `capacity` per loop made a rotation over all of them miss always).
     public init(store: CachedAuthStore, group: any EventLoopGroup, capacity: Int, logger: Logger) {
         self.store = store
         let loops = Array(group.makeIterator())
         var caches: [ObjectIdentifier: LoopSessionCache] = [:]
         for loop in loops {
             caches[ObjectIdentifier(loop)] = LoopSessionCache(
-                eventLoop: loop, store: store, capacity: max(1, capacity / max(loops.count, 1)), logger: logger
+                eventLoop: loop, store: store, capacity: max(1, capacity), logger: logger
             )
         }
         self.caches = caches
@@ -106,6 +108,8 @@ public final class LoopSessionCache: @unchecked Sendable {
     }
 
     private var entries: [String: CachedIdentity] = [:]
+    /// Keys in insertion order, for eviction (may hold keys no longer in `entries`).
+    private var order = CircularBuffer<String>()
     private var loads: [String: Load] = [:]
     private var link = Link.down(retryAt: .uptimeNanoseconds(0))
     private var backoff = TimeAmount.milliseconds(50)
@@ -196,9 +200,19 @@ public final class LoopSessionCache: @unchecked Sendable {
         return load.promise.futureResult
     }
 
+    /// Caches an identity; when full, the oldest insertion goes first. `Dictionary` has no
+    /// cheap way to drop "some" entry (removing at `startIndex` scans ever more empty buckets),
+    /// so insertion order is kept beside it; keys dropped meanwhile are skipped.
     private func insert(_ key: String, _ identity: CachedIdentity) {
-        if entries.count >= capacity, entries[key] == nil {
-            entries.remove(at: entries.startIndex)
+        if entries[key] == nil {
+            while entries.count >= capacity, let oldest = order.popFirst() {
+                entries.removeValue(forKey: oldest)
+            }
+            order.append(key)
+            if order.count > 2 * capacity {
+                // Keys removed by invalidations and expiry pile up: start the order afresh.
+                order = CircularBuffer(entries.keys)
+            }
         }
         entries[key] = identity
     }
@@ -222,6 +236,7 @@ public final class LoopSessionCache: @unchecked Sendable {
 
     private func forgetAll() {
         entries.removeAll()
+        order.removeAll()
         for load in loads.values { load.poisoned = true }
     }
 
