@@ -13,10 +13,12 @@ struct TwoInstances {
     var b: SocketTarget { SocketTarget(address: second.address) }
 
     /// Both instances on one Redis and one SQLite file; `extra` is more YAML (upstreams, routes).
-    static func start(environment: [String: String] = [:], extra: String = "") async throws -> TwoInstances {
+    /// `redisTimeout` is short by default (the lease tests measure it); tests that count
+    /// Redis commands use a long one, so that a loaded machine does not switch Redis off.
+    static func start(environment: [String: String] = [:], extra: String = "", redisTimeout: String = "50ms") async throws -> TwoInstances {
         let redis = try await RedisServer()
         let directory = try TemporaryDirectory()
-        let config = try writeTestConfiguration(in: directory, extra: "redis:\n  url: \(redis.url())\n  timeout: 50ms\n" + extra)
+        let config = try writeTestConfiguration(in: directory, extra: "redis:\n  url: \(redis.url())\n  timeout: \(redisTimeout)\n" + extra)
         let first = try await GatehouseProcess(configPath: config, logPath: directory.file("first.log"), environment: environment)
         let second = try await GatehouseProcess(configPath: config, logPath: directory.file("second.log"), environment: environment)
         let instances = TwoInstances(redis: redis, directory: directory, config: config, first: first, second: second)
