@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GatehouseCore
 import Synchronization
 
 /// An instant of the wall clock, written as RFC 3339 in UTC with milliseconds,
@@ -61,22 +62,9 @@ public final class SecondPrefixCache: Sendable {
         }
     }
 
-    /// Formats a second since 1970 as `YYYY-MM-DDTHH:MM:SS` (UTC), by the days-to-civil-date
-    /// arithmetic of the proleptic Gregorian calendar (no time zone database, no formatter).
+    /// Formats a second since 1970 as `YYYY-MM-DDTHH:MM:SS` (UTC).
     static func format(_ seconds: Int) -> [UInt8] {
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondOfDay = seconds - days * 86_400
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-
+        let time = CivilTime(secondsSince1970: seconds)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(19)
         func digits(_ value: Int, _ count: Int) {
@@ -89,17 +77,17 @@ public final class SecondPrefixCache: Sendable {
                 divisor /= 10
             }
         }
-        digits(year, 4)
+        digits(time.year, 4)
         bytes.append(UInt8(ascii: "-"))
-        digits(month, 2)
+        digits(time.month, 2)
         bytes.append(UInt8(ascii: "-"))
-        digits(day, 2)
+        digits(time.day, 2)
         bytes.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2)
+        digits(time.hour, 2)
         bytes.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2)
+        digits(time.minute, 2)
         bytes.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
+        digits(time.second, 2)
         return bytes
     }
 }
