@@ -271,10 +271,7 @@ public final class CachedAuthStore: AuthStore, Service {
     public func run() async throws {
         // The connections open as the client's service starts: the first round waits for one,
         // at most a connect timeout, so that it does not fail only for having come first.
-        let connecting = ContinuousClock.now + .seconds(1)
-        while redis.connectedCount == 0, ContinuousClock.now < connecting, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        await redis.awaitConnection(atMost: .seconds(1))
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let epoch = trustedState.withLockedValue { $0.epoch }

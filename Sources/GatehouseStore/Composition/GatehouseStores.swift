@@ -41,10 +41,7 @@ public struct GatehouseStores: Sendable {
         guard let cache else { return try await body() }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await cache.redis.run() }
-            let deadline = ContinuousClock.now + .seconds(1)
-            while cache.redis.connectedCount == 0, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            await cache.redis.awaitConnection(atMost: .seconds(1))
             let result = try await body()
             // Whatever cannot be applied now stays in the outbox for the servers to replay.
             await cache.applyInvalidations()

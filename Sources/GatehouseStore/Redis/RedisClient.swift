@@ -90,6 +90,17 @@ public final class RedisClient: Service, Sendable {
     /// Connections currently up.
     public var connectedCount: Int { state.withLockedValue { $0.slots.filter { $0.channel != nil }.count } }
 
+    /// Waits until a connection is up (the client's service opens them as it starts), at
+    /// most `limit`; returns whether one is.
+    @discardableResult
+    public func awaitConnection(atMost limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while connectedCount == 0, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return connectedCount > 0
+    }
+
     private func acquire() throws -> any Channel {
         try state.withLockedValue { state in
             guard state.breaker.allow(now: .now) else { throw RedisError.circuitOpen }
