@@ -30,14 +30,8 @@ public final class SQLiteAuthStore: AuthStore {
         let user = User(id: UUID().uuidString.lowercased(), email: email, createdAt: now)
         do {
             try await database.write { db in
-                try db.execute(
-                    sql: "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [user.id, email, passwordHash, Timestamp.milliseconds(now), Timestamp.milliseconds(now)]
-                )
-                var sessionId: String?
-                if let session {
-                    sessionId = try Self.insertSession(db, session, userId: user.id, client: client)
-                }
+                try UserRecord(user, passwordHash: passwordHash).insert(db)
+                let sessionId = try session.map { try Self.insertSession(db, $0, userId: user.id, client: client) }
                 try Self.audit(db, AuditEvent(at: now, kind: .signup, outcome: .success, userId: user.id, email: email, sessionId: sessionId, ip: client.ip, userAgent: client.userAgent))
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -48,21 +42,18 @@ public final class SQLiteAuthStore: AuthStore {
 
     public func loginCandidate(email: String) async throws -> LoginCandidate? {
         try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map {
-                LoginCandidate(user: Self.user(from: $0), passwordHash: $0["password_hash"])
-            }
+            try UserRecord.withEmail(email).fetchOne(db).map { LoginCandidate(user: $0.user, passwordHash: $0.passwordHash) }
         }
     }
 
     public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await database.write { db in
-            for hash in previous {
-                try self.deleteSessions(db, where: "s.token_hash = ?", [hash.hex.databaseValue], kind: .sessionRevoked, reason: "replaced_by_login", client: client)
+            if !previous.isEmpty {
+                try self.deleteSessions(db, SessionRecord.filter(previous.map(\.hex).contains(SessionRecord.Columns.tokenHash)), kind: .sessionRevoked, reason: "replaced_by_login", client: client)
             }
             if let upgradedPasswordHash {
-                try db.execute(
-                    sql: "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-                    arguments: [upgradedPasswordHash, Timestamp.milliseconds(Date()), user.id]
+                try UserRecord.filter(key: user.id).updateAll(
+                    db, UserRecord.Columns.passwordHash.set(to: upgradedPasswordHash), UserRecord.Columns.updatedAt.set(to: Timestamp.milliseconds(Date()))
                 )
             }
             let sessionId = try Self.insertSession(db, session, userId: user.id, client: client)
@@ -78,18 +69,7 @@ public final class SQLiteAuthStore: AuthStore {
 
     /// The session with this token hash and its user, as stored.
     static func findSession(_ db: Database, _ tokenHash: TokenHash) throws -> (User, Session)? {
-        // Cached per connection: this runs on every validation SQLite answers.
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT s.id AS session_id, s.token_hash, s.user_id, s.created_at AS session_created_at,
-                       s.expires_at, s.last_seen_at, s.ip, s.user_agent, u.*
-                FROM sessions s JOIN users u ON u.id = s.user_id
-                WHERE s.token_hash = ?
-                """
-        )
-        return try Row.fetchOne(statement, arguments: [tokenHash.hex.databaseValue]).map { row in
-            (Self.user(from: row), Self.session(from: row, idColumn: "session_id", createdColumn: "session_created_at"))
-        }
+        try SessionWithUser.fetchOne(db, tokenHash: tokenHash).map { ($0.user.user, $0.session.session) }
     }
 
     /// The live session for a token hash, read synchronously — for a thread pool, never an
@@ -117,7 +97,7 @@ public final class SQLiteAuthStore: AuthStore {
             return .userDisabled
         case .expired:
             _ = try await database.write { db in
-                try self.deleteSessions(db, where: "s.id = ?", [session.id.databaseValue], kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
+                try self.deleteSessions(db, SessionRecord.filter(key: session.id), kind: .sessionExpired, reason: nil, client: ClientInfo(ip: session.ip, userAgent: session.userAgent))
             }
             return .expired
         case .live(let writeDue):
@@ -129,48 +109,41 @@ public final class SQLiteAuthStore: AuthStore {
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
         try await database.write { db in
-            try self.deleteSessions(db, where: "s.token_hash = ?", [tokenHash.hex.databaseValue], kind: .logout, reason: nil, client: client) > 0
+            try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.tokenHash == tokenHash.hex), kind: .logout, reason: nil, client: client) > 0
         }
     }
 
     public func listUsers() async throws -> [User] {
         try await database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, email").map(Self.user(from:))
+            try UserRecord.order(UserRecord.Columns.createdAt, UserRecord.Columns.email).fetchAll(db).map(\.user)
         }
     }
 
     public func user(email: String) async throws -> User? {
-        try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user(from:))
-        }
+        try await database.pool.read { db in try UserRecord.withEmail(email).fetchOne(db)?.user }
     }
 
     public func setDisabled(email: String, disabled: Bool, client: ClientInfo) async throws -> Bool {
         try await database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
-            let userId: String = row["id"]
+            guard let user = try UserRecord.withEmail(email).fetchOne(db) else { return false }
             let now = Timestamp.milliseconds(Date())
-            try db.execute(
-                sql: "UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?",
-                arguments: [disabled ? now : nil, now, userId]
-            )
+            try UserRecord.filter(key: user.id).updateAll(db, UserRecord.Columns.disabledAt.set(to: disabled ? now : nil), UserRecord.Columns.updatedAt.set(to: now))
             if disabled {
-                try self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_disabled", client: client)
-                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: userId) }
+                try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == user.id), kind: .sessionRevoked, reason: "user_disabled", client: client)
+                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: user.id) }
             }
-            try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: user.id, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
         }
     }
 
     public func deleteUser(email: String, client: ClientInfo) async throws -> Bool {
         try await database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email]) else { return false }
-            let userId: String = row["id"]
-            try self.deleteSessions(db, where: "s.user_id = ?", [userId.databaseValue], kind: .sessionRevoked, reason: "user_deleted", client: client)
-            if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: userId) }
-            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userId.databaseValue])
-            try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            guard let user = try UserRecord.withEmail(email).fetchOne(db) else { return false }
+            try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == user.id), kind: .sessionRevoked, reason: "user_deleted", client: client)
+            if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: user.id) }
+            try user.delete(db)
+            try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: user.id, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
         }
     }
@@ -178,13 +151,9 @@ public final class SQLiteAuthStore: AuthStore {
     public func listSessions(userId: String?) async throws -> [Session] {
         let now = Timestamp.milliseconds(Date())
         return try await database.pool.read { db in
-            let rows: [Row]
-            if let userId {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC", arguments: [userId.databaseValue, now.databaseValue])
-            } else {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE expires_at > ? ORDER BY created_at DESC", arguments: [now.databaseValue])
-            }
-            return rows.map { Self.session(from: $0, idColumn: "id", createdColumn: "created_at") }
+            var request = SessionRecord.filter(SessionRecord.Columns.expiresAt > now)
+            if let userId { request = request.filter(SessionRecord.Columns.userId == userId) }
+            return try request.order(SessionRecord.Columns.createdAt.desc).fetchAll(db).map(\.session)
         }
     }
 
@@ -193,51 +162,34 @@ public final class SQLiteAuthStore: AuthStore {
             switch selector {
             case .user(let id):
                 if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: id) }
-                return try self.deleteSessions(db, where: "s.user_id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
-            case .session(let id): return try self.deleteSessions(db, where: "s.id = ?", [id.databaseValue], kind: .sessionRevoked, reason: reason, client: client)
-            case .all: return try self.deleteSessions(db, where: "1", [], kind: .sessionRevoked, reason: reason, client: client)
+                return try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == id), kind: .sessionRevoked, reason: reason, client: client)
+            case .session(let id):
+                return try self.deleteSessions(db, SessionRecord.filter(key: id), kind: .sessionRevoked, reason: reason, client: client)
+            case .all:
+                return try self.deleteSessions(db, SessionRecord.all(), kind: .sessionRevoked, reason: reason, client: client)
             }
         }
     }
 
     public func auditEvents(_ query: AuditQuery) async throws -> [AuditEvent] {
         try await database.pool.read { db in
-            var conditions: [String] = []
-            var arguments: StatementArguments = []
-            if let email = query.email {
-                conditions.append("email = ?")
-                arguments += [email]
-            }
-            if let since = query.since {
-                conditions.append("at >= ?")
-                arguments += [Timestamp.milliseconds(since)]
-            }
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            arguments += [query.limit]
-            return try Row.fetchAll(db, sql: "SELECT * FROM audit_events \(filter) ORDER BY id DESC LIMIT ?", arguments: arguments).map { row in
-                AuditEvent(
-                    id: row["id"], at: Timestamp.date(milliseconds: row["at"]),
-                    kind: AuditEventKind(rawValue: row["event"]) ?? .login,
-                    outcome: AuditOutcome(rawValue: row["outcome"]) ?? .failure,
-                    reason: row["reason"], userId: row["user_id"], email: row["email"], sessionId: row["session_id"],
-                    ip: row["ip"], userAgent: row["user_agent"]
-                )
-            }
+            var request = AuditEventRecord.all()
+            if let email = query.email { request = request.filter(AuditEventRecord.Columns.email == email) }
+            if let since = query.since { request = request.filter(AuditEventRecord.Columns.at >= Timestamp.milliseconds(since)) }
+            return try request.order(AuditEventRecord.Columns.id.desc).limit(query.limit).fetchAll(db).map(\.event)
         }
     }
 
     public func purgeExpiredSessions(now: Date) async throws -> Int {
         let nowMilliseconds = Timestamp.milliseconds(now)
-        var condition = "s.expires_at <= ?"
-        var arguments: [DatabaseValue] = [nowMilliseconds.databaseValue]
+        var ended = SessionRecord.Columns.expiresAt <= nowMilliseconds
         if let idle = policy.idleCutoff(nowMilliseconds: nowMilliseconds) {
-            condition += " OR s.last_seen_at <= ?"
-            arguments.append(idle.databaseValue)
+            ended = ended || SessionRecord.Columns.lastSeenAt <= idle
         }
         let retention = nowMilliseconds - invalidationRetention.milliseconds
-        return try await database.write { [condition, arguments] db in
-            try db.execute(sql: "DELETE FROM cache_invalidations WHERE created_at < ?", arguments: [retention.databaseValue])
-            return try self.deleteSessions(db, where: condition, arguments, kind: .sessionExpired, reason: nil, client: nil)
+        return try await database.write { [ended] db in
+            try CacheInvalidationRecord.filter(CacheInvalidationRecord.Columns.createdAt < retention).deleteAll(db)
+            return try self.deleteSessions(db, SessionRecord.filter(ended), kind: .sessionExpired, reason: nil, client: nil)
         }
     }
 
@@ -248,11 +200,10 @@ public final class SQLiteAuthStore: AuthStore {
     /// Writes `last_seen_at` unless it was written less than the policy's interval ago.
     public func touchSession(id: String, now: Date) async throws {
         let nowMilliseconds = Timestamp.milliseconds(now)
+        let cutoff = policy.lastSeenWriteCutoff(nowMilliseconds: nowMilliseconds)
         try await database.pool.write { db in
-            try db.execute(
-                sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at <= ?",
-                arguments: [nowMilliseconds.databaseValue, id.databaseValue, self.policy.lastSeenWriteCutoff(nowMilliseconds: nowMilliseconds).databaseValue]
-            )
+            _ = try SessionRecord.filter(key: id).filter(SessionRecord.Columns.lastSeenAt <= cutoff)
+                .updateAll(db, SessionRecord.Columns.lastSeenAt.set(to: nowMilliseconds))
         }
     }
 
@@ -261,9 +212,7 @@ public final class SQLiteAuthStore: AuthStore {
     /// Invalidations committed but not yet applied to the cache, oldest first.
     public func pendingInvalidations(limit: Int) async throws -> [CacheInvalidation] {
         try await database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, token_hash, user_id FROM cache_invalidations ORDER BY id LIMIT ?", arguments: [limit.databaseValue]).map {
-                CacheInvalidation(id: $0["id"], tokenHash: ($0["token_hash"] as String?).map(TokenHash.init(hex:)), userId: $0["user_id"])
-            }
+            try CacheInvalidationRecord.order(CacheInvalidationRecord.Columns.id).limit(limit).fetchAll(db).map(\.invalidation)
         }
     }
 
@@ -271,83 +220,41 @@ public final class SQLiteAuthStore: AuthStore {
     public func clearInvalidations(_ ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
         try await database.pool.write { db in
-            try db.execute(sql: "DELETE FROM cache_invalidations WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(ids))
+            _ = try CacheInvalidationRecord.deleteAll(db, keys: ids)
         }
     }
 
     static func recordInvalidation(_ db: Database, tokenHash: String?, userId: String?) throws {
-        try db.execute(
-            sql: "INSERT INTO cache_invalidations (token_hash, user_id, created_at) VALUES (?, ?, ?)",
-            arguments: [tokenHash, userId, Timestamp.milliseconds(Date())]
-        )
+        try CacheInvalidationRecord(tokenHash: tokenHash, userId: userId, createdAt: Timestamp.milliseconds(Date())).insert(db)
     }
 
     // MARK: Rows
 
     static func insertSession(_ db: Database, _ session: NewSession, userId: String, client: ClientInfo) throws -> String {
-        let id = UUID().uuidString.lowercased()
-        // I1: only the SHA-256 of the token is stored.
-        try db.execute(
-            sql: """
-                INSERT INTO sessions (id, token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                id, session.tokenHash.hex, userId, Timestamp.milliseconds(session.createdAt), Timestamp.milliseconds(session.expiresAt),
-                Timestamp.milliseconds(session.createdAt), client.ip, client.userAgent,
-            ]
-        )
-        return id
+        let record = SessionRecord(session, id: UUID().uuidString.lowercased(), userId: userId, client: client)
+        try record.insert(db)
+        return record.id
     }
 
-    /// Deletes the matching sessions and audits each one; `client` nil means "the session's own client".
+    /// Deletes the selected sessions and audits each one; `client` nil means "the session's own client".
     /// With the cache in front, each revoked token hash also goes to the invalidation outbox,
     /// in the same transaction (I3).
     @discardableResult
-    func deleteSessions(_ db: Database, where condition: String, _ arguments: [DatabaseValue], kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
-        let rows = try Row.fetchAll(
-            db,
-            sql: "SELECT s.id, s.token_hash, s.user_id, s.ip, s.user_agent, u.email FROM sessions s JOIN users u ON u.id = s.user_id WHERE \(condition)",
-            arguments: StatementArguments(arguments)
-        )
+    func deleteSessions(_ db: Database, _ sessions: QueryInterfaceRequest<SessionRecord>, kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
+        let found = try SessionWithUser.all(sessions).fetchAll(db)
         let now = Date()
-        for row in rows {
-            let id: String = row["id"]
-            try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id.databaseValue])
+        for row in found {
+            let session = row.session
+            try session.delete(db)
             if recordsCacheInvalidations, kind != .sessionExpired {
-                try Self.recordInvalidation(db, tokenHash: row["token_hash"], userId: nil)
+                try Self.recordInvalidation(db, tokenHash: session.tokenHash, userId: nil)
             }
-            try Self.audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: row["user_id"], email: row["email"], sessionId: id, ip: client?.ip ?? row["ip"], userAgent: client?.userAgent ?? row["user_agent"]))
+            try Self.audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: session.userId, email: row.user.email, sessionId: session.id, ip: client?.ip ?? session.ip, userAgent: client?.userAgent ?? session.userAgent))
         }
-        return rows.count
+        return found.count
     }
 
     static func audit(_ db: Database, _ event: AuditEvent) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO audit_events (at, event, outcome, reason, user_id, email, session_id, ip, user_agent)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                Timestamp.milliseconds(event.at), event.kind.rawValue, event.outcome.rawValue, event.reason,
-                event.userId, event.email, event.sessionId, event.ip, event.userAgent,
-            ]
-        )
-    }
-
-    static func user(from row: Row) -> User {
-        User(
-            id: row["id"], email: row["email"], createdAt: Timestamp.date(milliseconds: row["created_at"]),
-            emailVerified: row["email_verified"], mfaEnabled: row["mfa_enabled"],
-            disabledAt: (row["disabled_at"] as Int64?).map(Timestamp.date(milliseconds:))
-        )
-    }
-
-    static func session(from row: Row, idColumn: String, createdColumn: String) -> Session {
-        Session(
-            id: row[idColumn], tokenHash: TokenHash(hex: row["token_hash"]), userId: row["user_id"],
-            createdAt: Timestamp.date(milliseconds: row[createdColumn]), expiresAt: Timestamp.date(milliseconds: row["expires_at"]),
-            lastSeenAt: Timestamp.date(milliseconds: row["last_seen_at"]), ip: row["ip"], userAgent: row["user_agent"]
-        )
+        try AuditEventRecord(event).insert(db)
     }
 }
