@@ -50,6 +50,12 @@ func withAuthStore<T: Sendable>(
     }
 }
 
+/// The SQLite store under `store` (itself, or the one a cache fronts).
+func sqliteStore(_ store: any AuthStore) throws -> SQLiteAuthStore {
+    if let cached = store as? CachedAuthStore { return cached.sqlite }
+    return try #require(store as? SQLiteAuthStore)
+}
+
 /// The behaviour every `AuthStore` shares (SPEC §1), run against the SQLite store and the
 /// Redis-cached one alike.
 @Suite("AuthStore conformance: SQLite and Redis-cached")
@@ -86,7 +92,9 @@ struct AuthStoreConformanceTests {
             let start = Date()
             _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(token, now: start), client: client)
             func lastSeen() async throws -> Int64? {
-                try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT last_seen_at FROM sessions") }
+                // What the batch holds is committed first: the read sees every write due so far.
+                try await sqliteStore(store).commitLastSeen()
+                return try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT last_seen_at FROM sessions") }
             }
             let initial = try await lastSeen()
             for offset in [1.0, 20, 59] {
@@ -97,6 +105,54 @@ struct AuthStoreConformanceTests {
             #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
             _ = try await store.validateSession(token.hash, now: start.addingTimeInterval(90))
             #expect(try await lastSeen() == Timestamp.milliseconds(start.addingTimeInterval(61)))
+        }
+    }
+
+    @Test(
+        "a due last_seen write never holds up the validation: it is answered while another process holds the write lock, and the writes due meanwhile are committed together afterwards",
+        arguments: StoreBackend.allCases
+    )
+    func lastSeenWriteBehind(backend: StoreBackend) async throws {
+        try await withAuthStore(backend) { store, database in
+            let start = Date()
+            let tokens = (0..<20).map { _ in SessionToken.generate() }
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: nil, client: client)
+            let user = try #require(try await store.user(email: "a@example.com"))
+            for token in tokens {
+                try await store.recordLogin(user: user, session: newSession(token, now: start), replacing: [], upgradedPasswordHash: nil, client: client)
+            }
+            // Another process takes the database's write lock and keeps it.
+            let other = try DatabaseQueue(path: database.path)
+            let locked = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await other.writeWithoutTransaction { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    locked.continuation.yield()
+                    // Held until the validations below are answered.
+                    let semaphore = DispatchSemaphore(value: 0)
+                    Task { for await _ in release.stream { break }; semaphore.signal() }
+                    semaphore.wait()
+                    try db.execute(sql: "COMMIT")
+                }
+            }
+            for await _ in locked.stream { break }
+            let seen = start.addingTimeInterval(61)
+            for token in tokens {
+                guard case .valid = try await store.validateSession(token.hash, now: seen) else {
+                    Issue.record("a session due for its write did not validate")
+                    continue
+                }
+            }
+            release.continuation.yield()
+            try await holder.value
+            #expect(
+                try await eventually {
+                    try await database.pool.read { db in
+                        try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE last_seen_at = ?", arguments: [Timestamp.milliseconds(seen)])
+                    } == tokens.count
+                }
+            )
         }
     }
 

@@ -12,6 +12,8 @@ public final class SQLiteAuthStore: AuthStore {
     public let recordsCacheInvalidations: Bool
     /// How long an invalidation is worth keeping: no cached entry outlives a session lifetime.
     public let invalidationRetention: Duration
+    /// Due `last_seen_at` writes not yet committed.
+    let lastSeenBatch = LastSeenBatch()
 
     /// Creates a store over a migrated database.
     public init(
@@ -197,13 +199,42 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.ping()
     }
 
-    /// Writes `last_seen_at` unless it was written less than the policy's interval ago.
+    /// Records that the session was seen at `now`. The write is committed with the others due
+    /// in the next ``lastSeenCommitDelay`` (see ``LastSeenBatch``); the caller does not wait.
     public func touchSession(id: String, now: Date) async throws {
-        let nowMilliseconds = Timestamp.milliseconds(now)
-        let cutoff = policy.lastSeenWriteCutoff(nowMilliseconds: nowMilliseconds)
-        try await database.pool.write { db in
-            _ = try SessionRecord.filter(key: id).filter(SessionRecord.Columns.lastSeenAt <= cutoff)
-                .updateAll(db, SessionRecord.Columns.lastSeenAt.set(to: nowMilliseconds))
+        if lastSeenBatch.add(sessionId: id, at: Timestamp.milliseconds(now)) { scheduleLastSeenCommit() }
+    }
+
+    /// Commits every pending `last_seen_at` write in one transaction, each unless the row was
+    /// written less than the policy's interval before it. A failed commit keeps the writes for
+    /// the next one.
+    public func commitLastSeen() async throws {
+        let pending = lastSeenBatch.take()
+        guard !pending.isEmpty else { return }
+        do {
+            try await database.pool.write { db in
+                for (id, seen) in pending {
+                    _ = try SessionRecord.filter(key: id).filter(SessionRecord.Columns.lastSeenAt <= self.policy.lastSeenWriteCutoff(nowMilliseconds: seen))
+                        .updateAll(db, SessionRecord.Columns.lastSeenAt.set(to: seen))
+                }
+            }
+        } catch {
+            var reschedule = false
+            for (id, seen) in pending where lastSeenBatch.add(sessionId: id, at: seen) { reschedule = true }
+            if reschedule { scheduleLastSeenCommit() }
+            throw error
+        }
+    }
+
+    /// How long a due `last_seen_at` write waits for others to share its transaction: 200 ms,
+    /// or a quarter of the policy's write interval when that is shorter, so the idle timeout
+    /// still holds as configured.
+    public var lastSeenCommitDelay: Duration { min(.milliseconds(200), policy.lastSeenInterval / 4) }
+
+    private func scheduleLastSeenCommit() {
+        Task {
+            try? await Task.sleep(for: self.lastSeenCommitDelay)
+            try? await self.commitLastSeen()
         }
     }
 
