@@ -8,34 +8,27 @@ public enum CookieHeader {
         !name.isEmpty && name.allSatisfy { tokenCharacters.contains($0) }
     }
 
-    /// Every value of the cookie `name` across `Cookie` header values, in order.
+    /// How many session cookies of one request are looked at. A browser sends several
+    /// cookies of one name only when paths or domains differ (two or three at most in
+    /// practice); a request with a thousand of them must not cost a thousand lookups,
+    /// Redis reads or logout transactions. Those after the first few are ignored.
+    public static let sessionCookiesConsidered = 4
+
+    /// The values of the cookie `name` across `Cookie` header values, in order: at most
+    /// `limit` of them (the first ones), since each is something a caller will look up.
     ///
     /// Browsers may send several cookies of one name (different paths or domains); callers try each.
     /// Works on the UTF-8 bytes: it runs for every verified and proxied request.
-    public static func values(named name: String, in headers: some Sequence<String>) -> [Substring] {
+    public static func values(named name: String, in headers: some Sequence<String>, atMost limit: Int = sessionCookiesConsidered) -> [Substring] {
         var found: [Substring] = []
         for header in headers {
+            guard found.count < limit else { break }
             forEachPair(in: header) { key, value in
-                guard header.utf8[key].elementsEqual(name.utf8) else { return }
+                guard found.count < limit, header.utf8[key].elementsEqual(name.utf8) else { return }
                 found.append(unquoted(header, value))
             }
         }
         return found
-    }
-
-    /// The value of the cookie `name` when the headers hold exactly one, else `nil`: what
-    /// `values(named:in:)` finds when it finds one value, without building the list.
-    public static func onlyValue(named name: String, in headers: some Sequence<String>) -> Substring? {
-        var found: Substring?
-        var count = 0
-        for header in headers {
-            forEachPair(in: header) { key, value in
-                guard header.utf8[key].elementsEqual(name.utf8) else { return }
-                count += 1
-                found = unquoted(header, value)
-            }
-        }
-        return count == 1 ? found : nil
     }
 
     /// Removes every cookie called `name` from one `Cookie` header value; `nil` when nothing is left.
