@@ -4,15 +4,23 @@ import GatehouseCore
 import GatehouseTestSupport
 import Testing
 
+@testable import GatehouseStore
+
 /// SPEC §3: the event loop answers what it can look up, and a lookup it cannot answer from
 /// memory costs one Redis read, whatever Redis holds: never a decline followed by a second
 /// lookup on the router.
 @Suite("Fast path session lookups", .serialized)
 struct FastPathLookupTests {
-    /// Redis's entry for a session as Gatehouse writes it, last seen `lastSeen` ms since 1970.
-    static func entry(userId: String, email: String, sessionId: String, lastSeen: Int64) -> String {
-        ["v1", userId, email, "0", "0", "0", "0", sessionId, String(lastSeen), String(lastSeen + 86_400_000), String(lastSeen), "127.0.0.1", "test"]
-            .joined(separator: "\u{1F}")
+    /// Redis's entry for a session as Gatehouse writes it (authenticated with the instances'
+    /// key), last seen `lastSeen` ms since 1970.
+    static func entry(_ instances: TwoInstances, userId: String, email: String, sessionId: String, tokenHash: String, lastSeen: Int64) throws -> String {
+        let seen = Date(timeIntervalSince1970: Double(lastSeen) / 1000)
+        let user = User(id: userId, email: email, createdAt: seen)
+        let session = Session(
+            id: sessionId, tokenHash: TokenHash(hex: tokenHash), userId: userId, createdAt: seen, expiresAt: seen.addingTimeInterval(86_400),
+            lastSeenAt: seen, ip: "127.0.0.1", userAgent: "test"
+        )
+        return try instances.entries().encode(user, session)
     }
 
     @Test(
@@ -33,11 +41,11 @@ struct FastPathLookupTests {
         let tokens = try instances.insertSessions(4, userId: userId)
         // Live, cached as Gatehouse caches it.
         let live = try sessionRow(tokens[0])
-        try instances.redis.cli("SET", "gatehouse:session:" + live.hash, Self.entry(userId: userId, email: email, sessionId: live.id, lastSeen: now), "PX", "600000")
+        try instances.redis.cli("SET", "gatehouse:session:" + live.hash, try Self.entry(instances, userId: userId, email: email, sessionId: live.id, tokenHash: live.hash, lastSeen: now), "PX", "600000")
         // Cached, but last seen two minutes ago: its last_seen_at write is due.
         let due = try sessionRow(tokens[1])
         try instances.redis.cli(
-            "SET", "gatehouse:session:" + due.hash, Self.entry(userId: userId, email: email, sessionId: due.id, lastSeen: now - 120_000), "PX", "600000"
+            "SET", "gatehouse:session:" + due.hash, try Self.entry(instances, userId: userId, email: email, sessionId: due.id, tokenHash: due.hash, lastSeen: now - 120_000), "PX", "600000"
         )
         // Revoked: a tombstone.
         #expect(try await instances.a.logout(cookie: tokens[2]).status == 200)

@@ -204,8 +204,8 @@ struct LocalCacheTests {
         // Cached in Redis as it is in SQLite (as an entry looks a minute after its last write),
         // so that the fast path's own Redis read is what finds it.
         let sessionId = try await queue.read { db in try String.fetchOne(db, sql: "SELECT id FROM sessions WHERE token_hash = ?", arguments: [hash]) } ?? ""
-        let entry = ["v1", userId, "seen@example.com", "0", "0", "0", "0", sessionId, String(before), String(before + 86_400_000), String(before), "127.0.0.1", "test"]
-        try instances.redis.cli("SET", "gatehouse:session:" + hash, entry.joined(separator: "\u{1F}"), "PX", "600000")
+        let entry = try FastPathLookupTests.entry(instances, userId: userId, email: "seen@example.com", sessionId: sessionId, tokenHash: hash, lastSeen: before)
+        try instances.redis.cli("SET", "gatehouse:session:" + hash, entry, "PX", "600000")
         for _ in 0..<4 {
             #expect(try await connection.status("GET", "/auth/verify", cookie: token) == 200)
         }

@@ -2,6 +2,8 @@ import Foundation
 import GatehouseTestSupport
 import Testing
 
+@testable import GatehouseStore
+
 /// Two real `gatehouse serve` processes, one redis-server and one SQLite file.
 struct TwoInstances {
     let redis: RedisServer
@@ -10,6 +12,11 @@ struct TwoInstances {
     let first: GatehouseProcess
     let second: GatehouseProcess
     var a: SocketTarget { SocketTarget(address: first.address) }
+
+    /// The entry codec with the key the instances created beside their database.
+    func entries() throws -> SessionCacheEntry {
+        SessionCacheEntry(key: try CacheEntryKey.load(path: CacheEntryKey.defaultPath(databasePath: directory.file("gatehouse.sqlite"))))
+    }
     var b: SocketTarget { SocketTarget(address: second.address) }
 
     /// Both instances on one Redis and one SQLite file; `extra` is more YAML (upstreams, routes).
@@ -88,7 +95,7 @@ struct RedisProcessTests {
         for token in [loggedOut, kept, disabled] {
             #expect(try await a.get("/auth/me", cookie: token).status == 200)
             #expect(try await b.get("/auth/me", cookie: token).status == 200)
-            #expect(try redis.cli("GET", sessionKey(token)).hasPrefix("v1"))
+            #expect(try redis.cli("GET", sessionKey(token)).hasPrefix("v2"))
         }
         // The snapshot Redis will come back with holds all three as valid.
         #expect(try redis.cli("SAVE") == "OK")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import GatehouseCore
@@ -26,7 +27,7 @@ func withAuthStore<T: Sendable>(
     let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("db/gatehouse.sqlite")))
     try database.migrate()
     let sqlite = SQLiteAuthStore(
-        database: database, policy: SessionPolicy(idleTimeout: idleTimeout), recordsCacheInvalidations: backend == .redisCached,
+        database: database, policy: SessionPolicy(idleTimeout: idleTimeout),
         invalidationRetention: .seconds(86_400)
     )
     switch backend {
@@ -36,7 +37,7 @@ func withAuthStore<T: Sendable>(
         let redis = try await RedisServer()
         defer { redis.shutdown() }
         let client = RedisClient(endpoint: try #require(RedisEndpoint(redis.url())), timeout: .seconds(2), connections: 2, logger: Logger(label: "test"))
-        let cache = CachedAuthStore(sqlite: sqlite, redis: client, cacheTTL: .seconds(600), sessionLifetime: .seconds(86_400), logger: Logger(label: "test"))
+        let cache = CachedAuthStore(sqlite: sqlite, redis: client, entryKey: SymmetricKey(size: .bits256), cacheTTL: .seconds(600), sessionLifetime: .seconds(86_400), logger: Logger(label: "test"))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await client.run() }
             group.addTask { try await cache.run() }

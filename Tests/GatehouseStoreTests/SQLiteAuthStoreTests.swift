@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import GatehouseCore
@@ -119,13 +120,13 @@ struct SQLiteAuthStoreTests {
         #expect(try await storeA.validateSession(token.hash, now: Date()) == .unknown)
     }
 
-    @Test("with a cache in front, every revocation writes its invalidation in the same transaction (I3)")
+    @Test("every revocation writes its invalidation in the same transaction, cache in front or not (I3); applied ones are kept for replays, then purged")
     func invalidationOutbox() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("outbox.sqlite")))
         try database.migrate()
-        let store = SQLiteAuthStore(database: database, recordsCacheInvalidations: true)
+        let store = SQLiteAuthStore(database: database)
         let a = SessionToken.generate(), b = SessionToken.generate(), c = SessionToken.generate()
         let user = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(a), client: client)
         try await store.recordLogin(user: user, session: newSession(b), replacing: [a.hash], upgradedPasswordHash: nil, client: client)
@@ -135,14 +136,71 @@ struct SQLiteAuthStoreTests {
         let pending = try await store.pendingInvalidations(limit: 100)
         #expect(pending.map(\.tokenHash) == [a.hash, c.hash, b.hash, nil])
         #expect(pending.last?.userId == user.id)
-        try await store.clearInvalidations(pending.map(\.id))
+        let applied = Date()
+        try await store.markInvalidationsApplied(pending.map(\.id), now: applied)
         #expect(try await store.pendingInvalidations(limit: 100).isEmpty)
+        // Applied ones are kept for replays: everything since a moment is there, in order.
+        let recent = try await store.recentInvalidations(since: Timestamp.milliseconds(applied) - 60_000, after: 0, limit: 100)
+        #expect(recent == pending)
+        #expect(try await store.recentInvalidations(since: Timestamp.milliseconds(applied) - 60_000, after: pending[1].id, limit: 100) == Array(pending[2...]))
+        // And purged once older than the retention.
+        _ = try await store.purgeExpiredSessions(now: applied.addingTimeInterval(86_400 + 1))
+        #expect(try await store.recentInvalidations(since: 0, after: 0, limit: 100).isEmpty)
 
-        // Without a cache nothing is written.
+        // Recorded by any store, with or without a cache in front (another process may cache).
         let plain = SQLiteAuthStore(database: database)
         let d = SessionToken.generate()
         _ = try await plain.createUser(email: "b@example.com", passwordHash: "h", session: newSession(d), client: client)
         #expect(try await plain.logout(d.hash, client: client))
-        #expect(try await store.pendingInvalidations(limit: 100).isEmpty)
+        #expect(try await store.pendingInvalidations(limit: 100).map(\.tokenHash) == [d.hash])
+    }
+}
+
+@Suite("The Redis entry key and authenticated entries")
+struct CacheEntryKeyTests {
+    @Test("a missing key file is created once, 0600, and every process reads the same key")
+    func created() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("gatehouse.sqlite.redis-key")
+        let keys = try await withThrowingTaskGroup(of: Data.self) { group in
+            for _ in 0..<8 { group.addTask { try CacheEntryKey.load(path: path).withUnsafeBytes { Data($0) } } }
+            return try await group.reduce(into: [Data]()) { $0.append($1) }
+        }
+        #expect(Set(keys).count == 1)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["gatehouse.sqlite.redis-key"])
+    }
+
+    @Test("a key file's surrounding whitespace is ignored; one shorter than 32 bytes is refused")
+    func given() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("key")
+        try (String(repeating: "k", count: 40) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CacheEntryKey.load(path: path).withUnsafeBytes { Data($0) } == Data(String(repeating: "k", count: 40).utf8))
+        try "too short\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: StoreError.self) { try CacheEntryKey.load(path: path) }
+    }
+
+    @Test("an entry decodes only with its key, under its own token hash, untampered and without control characters")
+    func entries() throws {
+        let key = SymmetricKey(size: .bits256)
+        let codec = SessionCacheEntry(key: key)
+        let token = SessionToken.generate()
+        let now = Timestamp.date(milliseconds: Timestamp.milliseconds(Date()))
+        let user = User(id: "u1", email: "a@example.com", createdAt: now)
+        let session = Session(id: "s1", tokenHash: token.hash, userId: "u1", createdAt: now, expiresAt: now.addingTimeInterval(60), lastSeenAt: now, ip: "192.0.2.1", userAgent: "ua")
+        let entry = codec.encode(user, session)
+        #expect(codec.decode(entry, tokenHash: token.hash).map { $0.0 == user && $0.1 == session } == true)
+        #expect(SessionCacheEntry(key: SymmetricKey(size: .bits256)).decode(entry, tokenHash: token.hash) == nil)
+        #expect(codec.decode(entry, tokenHash: SessionToken.generate().hash) == nil)
+        #expect(codec.decode(entry.replacingOccurrences(of: "a@example.com", with: "b@example.com"), tokenHash: token.hash) == nil)
+        // A header injection cannot be written (the encoder drops control characters) nor read.
+        var evil = user
+        evil.email = "a@example.com\r\nX-Admin: 1"
+        let cleaned = try #require(codec.decode(codec.encode(evil, session), tokenHash: token.hash))
+        #expect(cleaned.0.email == "a@example.comX-Admin: 1")
     }
 }

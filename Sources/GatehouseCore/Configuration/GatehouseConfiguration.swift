@@ -132,9 +132,16 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// together); 0 turns the in-process cache off, and verify and authenticated proxying go
     /// through the router.
     public var localCacheSize: Int
+    /// The file holding the key that authenticates Redis entries; empty: `<database.path>.redis-key`,
+    /// created when missing. Every instance sharing Redis must read the same key.
+    public var entryKeyFile: String
 
     /// Creates a Redis configuration.
-    public init(url: String = "", timeout: Duration = .milliseconds(50), cacheTTL: Duration = .seconds(600), connections: Int = 2, localCacheSize: Int = 100_000) {
+    public init(
+        url: String = "", timeout: Duration = .milliseconds(50), cacheTTL: Duration = .seconds(600), connections: Int = 2, localCacheSize: Int = 100_000,
+        entryKeyFile: String = ""
+    ) {
+        self.entryKeyFile = entryKeyFile
         self.url = url
         self.timeout = timeout
         self.cacheTTL = cacheTTL
@@ -222,9 +229,13 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var responseTimeout: Duration
     /// No response bytes from the upstream for this long closes the connection.
     public var idleTimeout: Duration
+    /// Whether route prefixes match paths ignoring ASCII case, for upstreams that route that
+    /// way (Express by default, IIS): `/ADMIN/x` must not miss an `/admin/` route.
+    public var caseInsensitivePaths: Bool
 
-    /// Creates proxy timeouts.
-    public init(connectTimeout: Duration = .seconds(2), responseTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60)) {
+    /// Creates proxy settings.
+    public init(connectTimeout: Duration = .seconds(2), responseTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(60), caseInsensitivePaths: Bool = false) {
+        self.caseInsensitivePaths = caseInsensitivePaths
         self.connectTimeout = connectTimeout
         self.responseTimeout = responseTimeout
         self.idleTimeout = idleTimeout

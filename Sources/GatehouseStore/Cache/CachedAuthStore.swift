@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GatehouseCore
 import Logging
@@ -9,12 +10,18 @@ import ServiceLifecycle
 ///
 /// - Sessions are written through on login (SQLite commits first) and read through on
 ///   validation (Redis hit answers; a miss reads SQLite and back-fills with `SET NX`).
-/// - Revocations commit in SQLite together with an invalidation in the outbox table, then
-///   write tombstones to Redis and clear the outbox (I3).
-/// - Redis is *trusted* (read at all) only after this instance has seen it answer and has
-///   replayed the outbox to empty. Any Redis failure makes it untrusted at once; until the
-///   next successful replay every validation reads SQLite. So a Redis that comes back holding
-///   sessions revoked during the outage is cleaned before any instance believes it again.
+/// - Revocations commit in SQLite together with an invalidation in the outbox table; the
+///   request then writes its own tombstones, and the maintenance round applies whatever the
+///   outbox still holds (another process's revocations, a backlog from an outage) and marks
+///   it applied (I3). Applied invalidations are kept for ``replayWindow``.
+/// - Redis is *trusted* (read at all) only after this instance has seen it answer, has
+///   applied the outbox, and has replayed every invalidation of the last ``replayWindow``
+///   (`redis.cache_ttl` and a margin: no entry written before a revocation can outlive
+///   it). Any Redis failure, a lost connection included, makes it untrusted at once; until
+///   the next successful round every validation reads SQLite. So a Redis that comes back
+///   from an older state (a restart from a snapshot, a failover to a replica that missed
+///   the tombstone, an AOF that lost its last second) is cleaned of every session revoked
+///   since before any instance believes it again.
 /// - No Redis error fails a request or clears a cookie, and no Redis call waits longer than
 ///   `redis.timeout` (I2).
 public final class CachedAuthStore: AuthStore, Service {
@@ -28,6 +35,8 @@ public final class CachedAuthStore: AuthStore, Service {
     public let sessionLifetime: Duration
     /// How often the outbox is replayed and Redis pinged.
     public let maintenanceInterval: Duration
+    /// Writes and checks the authenticated entries.
+    let entries: SessionCacheEntry
 
     private let logger: Logger
     /// Whether Redis is read, and how many times it has been distrusted (so that a replay that
@@ -35,16 +44,29 @@ public final class CachedAuthStore: AuthStore, Service {
     private let trustedState = NIOLockedValueBox((trusted: false, epoch: 0))
     /// Maintenance rounds finished (trusting Redis or not), for ``firstRound(atMost:)``.
     private let rounds = NIOLockedValueBox(0)
+    /// The trust period for which the recent invalidations have been replayed.
+    private let replayedEpoch = NIOLockedValueBox<Int?>(nil)
 
     /// Creates the cache; ``run()`` (a service) makes it trusted once Redis answers.
-    public init(sqlite: SQLiteAuthStore, redis: RedisClient, cacheTTL: Duration, sessionLifetime: Duration, maintenanceInterval: Duration = .milliseconds(250), logger: Logger) {
+    public init(
+        sqlite: SQLiteAuthStore, redis: RedisClient, entryKey: SymmetricKey, cacheTTL: Duration, sessionLifetime: Duration,
+        maintenanceInterval: Duration = .milliseconds(250), logger: Logger
+    ) {
         self.sqlite = sqlite
+        self.entries = SessionCacheEntry(key: entryKey)
         self.redis = redis
         self.cacheTTL = cacheTTL
         self.sessionLifetime = sessionLifetime
         self.maintenanceInterval = maintenanceInterval
         self.logger = logger
+        // A connection that closes may come back to a different Redis state.
+        redis.whenConnectionLost { [weak self] in self?.distrust("redis connection lost") }
     }
+
+    /// How far back the invalidations replayed on (re)gaining trust go: the longest a cached
+    /// entry lives (`redis.cache_ttl`, never beyond a session lifetime) and a minute for
+    /// clocks that differ between instances and Redis.
+    public var replayWindow: Duration { min(cacheTTL, sessionLifetime) + .seconds(60) }
 
     /// Whether validations currently read Redis.
     public var isTrusted: Bool { trustedState.withLockedValue { $0.trusted } }
@@ -70,14 +92,15 @@ public final class CachedAuthStore: AuthStore, Service {
         /// No key, or a value this version cannot read: SQLite answers.
         case absent
 
-        /// The reply for a `GET` of `tokenHash`'s key; `nil` for anything but a string or null.
-        public init?(_ value: RESPValue, tokenHash: TokenHash) {
+        /// The reply for a `GET` of `tokenHash`'s key, checked with `entries`; `nil` for
+        /// anything but a string or null. An entry that fails its check is `absent`.
+        init?(_ value: RESPValue, tokenHash: TokenHash, entries: SessionCacheEntry) {
             switch value {
             case .bulkString(let bytes):
                 let text = String(decoding: bytes, as: UTF8.self)
                 if text == SessionCacheEntry.tombstone {
                     self = .tombstone
-                } else if let (user, session) = SessionCacheEntry.decode(text, tokenHash: tokenHash) {
+                } else if let (user, session) = entries.decode(text, tokenHash: tokenHash) {
                     self = .entry(user, session)
                 } else {
                     self = .absent
@@ -94,7 +117,7 @@ public final class CachedAuthStore: AuthStore, Service {
         var reply: CachedSessionReply?
         if isTrusted {
             do {
-                reply = CachedSessionReply(try await redis.send("GET", CacheKeys.session(tokenHash)), tokenHash: tokenHash)
+                reply = CachedSessionReply(try await redis.send("GET", CacheKeys.session(tokenHash)), tokenHash: tokenHash, entries: entries)
                 if reply == nil { distrust("unexpected reply to GET") }
             } catch let error as RedisError {
                 distrust("\(error)")
@@ -141,7 +164,7 @@ public final class CachedAuthStore: AuthStore, Service {
         touched.lastSeenAt = now
         // Atomic and tombstone-aware: a revocation that landed since the GET must win
         // (a plain SET XX would bring the session back under the tombstone's TTL).
-        let value = SessionCacheEntry.encode(user, touched)
+        let value = entries.encode(user, touched)
         Task { _ = try? await redis.send("EVAL", Self.refreshScript, "1", key, value, SessionCacheEntry.tombstone) }
     }
 
@@ -150,7 +173,7 @@ public final class CachedAuthStore: AuthStore, Service {
         let remaining = Timestamp.milliseconds(session.expiresAt) - Timestamp.milliseconds(Date())
         let ttl = min(remaining, cacheTTL.milliseconds)
         guard ttl > 0 else { return }
-        var set = ["SET", CacheKeys.session(session.tokenHash), SessionCacheEntry.encode(user, session), "PX", String(ttl)]
+        var set = ["SET", CacheKeys.session(session.tokenHash), entries.encode(user, session), "PX", String(ttl)]
         if onlyIfAbsent { set.append("NX") }
         let userKey = CacheKeys.user(user.id)
         do {
@@ -172,7 +195,7 @@ public final class CachedAuthStore: AuthStore, Service {
 
     public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
         try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client)
-        if !previous.isEmpty { await applyInvalidations() }
+        if !previous.isEmpty { await applyOwn(tokenHashes: previous.map(\.hex)) }
         await writeThrough(user, session)
     }
 
@@ -194,25 +217,31 @@ public final class CachedAuthStore: AuthStore, Service {
 
     public func logout(_ tokenHash: TokenHash, client: ClientInfo) async throws -> Bool {
         let revoked = try await sqlite.logout(tokenHash, client: client)
-        await applyInvalidations()
+        if revoked { await applyOwn(tokenHashes: [tokenHash.hex]) }
         return revoked
     }
 
     public func setDisabled(email: String, disabled: Bool, client: ClientInfo) async throws -> Bool {
         let found = try await sqlite.setDisabled(email: email, disabled: disabled, client: client)
-        await applyInvalidations()
+        if found, disabled, let user = try await sqlite.user(email: email) { await applyOwn(users: [user.id]) }
         return found
     }
 
     public func deleteUser(email: String, client: ClientInfo) async throws -> Bool {
+        let user = try await sqlite.user(email: email)
         let found = try await sqlite.deleteUser(email: email, client: client)
-        await applyInvalidations()
+        if found, let user { await applyOwn(users: [user.id]) }
         return found
     }
 
     public func revokeSessions(_ selector: SessionSelector, reason: String, client: ClientInfo) async throws -> Int {
         let count = try await sqlite.revokeSessions(selector, reason: reason, client: client)
-        await applyInvalidations()
+        switch selector {
+        case .user(let id): await applyOwn(users: [id])
+        // The token hashes are in the outbox only: an administrator's revocation applies it
+        // (what it holds beyond this one is applied a moment sooner, no harm).
+        case .session, .all: await applyInvalidations()
+        }
         return count
     }
 
@@ -231,33 +260,53 @@ public final class CachedAuthStore: AuthStore, Service {
 
     // MARK: The outbox (I3)
 
-    /// Applies pending invalidations to Redis as tombstones and clears them from the outbox.
-    /// Returns `true` when the outbox is empty afterwards. Failures leave rows for later.
+    /// Writes tombstones for a request's own revocations: the sessions it revoked, or every
+    /// session of the users it revoked. The outbox rows stay pending and are applied again
+    /// by the maintenance round (tombstones are idempotent), so a failure here loses nothing:
+    /// it only distrusts Redis until that round has succeeded.
+    func applyOwn(tokenHashes: [String] = [], users: [String] = []) async {
+        guard isTrusted else { return }
+        do {
+            try await tombstone(tokenHashes: tokenHashes, users: users)
+        } catch {
+            distrust("invalidations not applied: \(error)")
+        }
+    }
+
+    /// Tombstones the sessions and every cached session of the users.
+    private func tombstone(tokenHashes: [String], users: [String]) async throws {
+        let lifetime = String(sessionLifetime.milliseconds)
+        var tokenHashes = tokenHashes
+        if !users.isEmpty {
+            // Every session a user has in the cache, including ones SQLite no longer knows.
+            let members = try await redis.pipeline(users.map { ["SMEMBERS", CacheKeys.user($0)] })
+            for case .array(let items) in members {
+                tokenHashes += items.compactMap(\.string)
+            }
+        }
+        var commands = tokenHashes.map { ["SET", CacheKeys.session(hex: $0), SessionCacheEntry.tombstone, "PX", lifetime] }
+        commands += users.map { ["DEL", CacheKeys.user($0)] }
+        guard !commands.isEmpty else { return }
+        let replies = try await redis.pipeline(commands)
+        if let failure = replies.first(where: { if case .error = $0 { true } else { false } }) {
+            throw RedisError.server("\(failure)")
+        }
+    }
+
+    private func tombstone(_ invalidations: [CacheInvalidation]) async throws {
+        try await tombstone(tokenHashes: invalidations.compactMap { $0.tokenHash?.hex }, users: invalidations.compactMap(\.userId))
+    }
+
+    /// Applies pending invalidations to Redis as tombstones and marks them applied.
+    /// Returns `true` when none is pending afterwards. Failures leave rows for later.
     @discardableResult
     public func applyInvalidations() async -> Bool {
         do {
             while true {
                 let pending = try await sqlite.pendingInvalidations(limit: 256)
                 guard !pending.isEmpty else { return true }
-                let lifetime = String(sessionLifetime.milliseconds)
-                var tokenHashes = pending.compactMap { $0.tokenHash?.hex }
-                let users = pending.compactMap(\.userId)
-                if !users.isEmpty {
-                    // Every session a user has in the cache, including ones SQLite no longer knows.
-                    let members = try await redis.pipeline(users.map { ["SMEMBERS", CacheKeys.user($0)] })
-                    for case .array(let items) in members {
-                        tokenHashes += items.compactMap(\.string)
-                    }
-                }
-                var commands = tokenHashes.map { ["SET", CacheKeys.session(hex: $0), SessionCacheEntry.tombstone, "PX", lifetime] }
-                commands += users.map { ["DEL", CacheKeys.user($0)] }
-                if !commands.isEmpty {
-                    let replies = try await redis.pipeline(commands)
-                    if let failure = replies.first(where: { if case .error = $0 { true } else { false } }) {
-                        throw RedisError.server("\(failure)")
-                    }
-                }
-                try await sqlite.clearInvalidations(pending.map(\.id))
+                try await tombstone(pending)
+                try await sqlite.markInvalidationsApplied(pending.map(\.id), now: Date())
                 if pending.count < 256 { return true }
             }
         } catch {
@@ -266,8 +315,34 @@ public final class CachedAuthStore: AuthStore, Service {
         }
     }
 
-    /// Pings Redis and replays the outbox every ``maintenanceInterval``; trusts Redis only
-    /// while both succeed.
+    /// Applies again every invalidation of the last ``replayWindow``, applied or not, once per
+    /// trust period (`epoch`): Redis may have lost the tombstones since. Returns whether the
+    /// replay is done for `epoch`.
+    func replayRecent(forEpoch epoch: Int) async -> Bool {
+        if replayedEpoch.withLockedValue({ $0 }) == epoch { return true }
+        do {
+            let since = Timestamp.milliseconds(Date()) - replayWindow.milliseconds
+            var after: Int64 = 0
+            var replayed = 0
+            while true {
+                let batch = try await sqlite.recentInvalidations(since: since, after: after, limit: 256)
+                guard let last = batch.last else { break }
+                try await tombstone(batch)
+                replayed += batch.count
+                after = last.id
+                if batch.count < 256 { break }
+            }
+            replayedEpoch.withLockedValue { $0 = epoch }
+            if replayed > 0 { logger.info("recent revocations replayed into redis", metadata: ["count": "\(replayed)"]) }
+            return true
+        } catch {
+            distrust("recent invalidations not replayed: \(error)")
+            return false
+        }
+    }
+
+    /// Pings Redis and applies the outbox every ``maintenanceInterval`` (and, once per trust
+    /// period, replays the recent invalidations); trusts Redis only while all succeed.
     public func run() async throws {
         // The connections open as the client's service starts: the first round waits for one,
         // at most a connect timeout, so that it does not fail only for having come first.
@@ -276,7 +351,7 @@ public final class CachedAuthStore: AuthStore, Service {
             do {
                 let epoch = trustedState.withLockedValue { $0.epoch }
                 guard case .simpleString("PONG") = try await redis.send("PING") else { throw RedisError.protocolError }
-                if await applyInvalidations() { trust(ifEpoch: epoch) }
+                if await applyInvalidations(), await replayRecent(forEpoch: epoch) { trust(ifEpoch: epoch) }
             } catch {
                 distrust("\(error)")
             }

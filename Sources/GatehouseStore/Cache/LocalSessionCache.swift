@@ -174,7 +174,7 @@ public final class LoopSessionCache: @unchecked Sendable {
             var reply: CachedAuthStore.CachedSessionReply?
             switch result {
             case .success(let value):
-                reply = CachedAuthStore.CachedSessionReply(value, tokenHash: tokenHash)
+                reply = CachedAuthStore.CachedSessionReply(value, tokenHash: tokenHash, entries: self.store.entries)
                 if reply == nil { self.store.distrust("in-process cache: unexpected reply to GET") }
             case .failure(let error):
                 // Also keeps the stores from spending a second Redis timeout (I2).

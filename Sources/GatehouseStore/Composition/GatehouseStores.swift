@@ -17,20 +17,24 @@ public struct GatehouseStores: Sendable {
 
     /// Opens and migrates the database, and sets up the Redis cache when configured and
     /// `redis` is true (its connections open when its service runs, or in ``withCache(_:)``).
-    /// Invalidations are recorded whenever Redis is configured, whether or not this process
-    /// talks to it: the servers replay them.
+    /// Invalidations are recorded whether or not Redis is configured here: the servers
+    /// that cache apply them.
     public static func open(_ configuration: GatehouseConfiguration, redis: Bool = true, logger: Logger = Logger(label: "gatehouse")) throws -> GatehouseStores {
         let database = try GatehouseDatabase(configuration: configuration.database)
         try database.migrate()
         let endpoint = configuration.redis.endpoint
         let sqlite = SQLiteAuthStore(
             database: database, policy: SessionPolicy(idleTimeout: configuration.session.idleTimeout),
-            recordsCacheInvalidations: endpoint != nil, invalidationRetention: configuration.session.lifetime
+            invalidationRetention: configuration.session.lifetime
         )
         var cache: CachedAuthStore?
         if let endpoint, redis {
             let client = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
-            cache = CachedAuthStore(sqlite: sqlite, redis: client, cacheTTL: configuration.redis.cacheTTL, sessionLifetime: configuration.session.lifetime, logger: logger)
+            let keyFile = configuration.redis.entryKeyFile.isEmpty ? CacheEntryKey.defaultPath(databasePath: configuration.database.path) : configuration.redis.entryKeyFile
+            cache = CachedAuthStore(
+                sqlite: sqlite, redis: client, entryKey: try CacheEntryKey.load(path: keyFile), cacheTTL: configuration.redis.cacheTTL,
+                sessionLifetime: configuration.session.lifetime, logger: logger
+            )
         }
         return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache)
     }

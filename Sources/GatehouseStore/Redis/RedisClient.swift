@@ -36,6 +36,7 @@ public final class RedisClient: Service, Sendable {
         var next = 0
         var breaker = CircuitBreaker(threshold: 5, coolDown: .seconds(1))
         var shuttingDown = false
+        var connectionLost: (@Sendable () -> Void)?
     }
 
     /// Creates a client; connections are opened by ``run()``.
@@ -46,6 +47,13 @@ public final class RedisClient: Service, Sendable {
         self.group = group
         self.logger = logger
         self.state = NIOLockedValueBox(State(slots: Array(repeating: Slot(), count: connections)))
+    }
+
+    /// Calls `body` whenever an open connection closes (not at shutdown), before anything is
+    /// reconnected: what Redis holds may have changed behind the client's back (a restart
+    /// from a snapshot, a failover), and whoever trusted it must know.
+    public func whenConnectionLost(_ body: @escaping @Sendable () -> Void) {
+        state.withLockedValue { $0.connectionLost = body }
     }
 
     /// Sends one command and awaits its reply. Redis error replies are returned, not thrown;
@@ -166,11 +174,13 @@ public final class RedisClient: Service, Sendable {
             }
             logger.debug("redis connection up", metadata: ["slot": "\(index)", "redis": "\(endpoint.redacted)"])
             channel.closeFuture.whenComplete { _ in
-                self.state.withLockedValue { state in
+                let notify = self.state.withLockedValue { state -> (@Sendable () -> Void)? in
                     state.slots[index].channel = nil
                     state.slots[index].retryAt = .now + state.slots[index].backoff
+                    return state.shuttingDown ? nil : state.connectionLost
                 }
                 self.logger.debug("redis connection lost", metadata: ["slot": "\(index)"])
+                notify?()
             }
         } catch {
             state.withLockedValue { state in

@@ -123,6 +123,18 @@ public final class GatehouseDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3_invalidations_kept") { db in
+            // Applied invalidations are kept (marked) rather than deleted, so that a Redis
+            // restored from an older state can be given them again.
+            try db.execute(
+                sql: """
+                    ALTER TABLE cache_invalidations ADD COLUMN applied_at INTEGER;
+                    UPDATE cache_invalidations SET applied_at = created_at;
+                    CREATE INDEX cache_invalidations_pending ON cache_invalidations(id) WHERE applied_at IS NULL;
+                    CREATE INDEX cache_invalidations_created_at ON cache_invalidations(created_at);
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -240,7 +240,8 @@ struct AuditEventRecord: FetchableRecord, PersistableRecord, Sendable {
     }
 }
 
-/// A row of the cache-invalidation outbox (I3): a revocation the cache has not yet applied.
+/// A row of the cache-invalidation outbox (I3): a revocation for the caches, pending until
+/// one applies it, then kept a while for replays.
 struct CacheInvalidationRecord: FetchableRecord, PersistableRecord, Sendable {
     static let databaseTableName = "cache_invalidations"
 
@@ -249,12 +250,15 @@ struct CacheInvalidationRecord: FetchableRecord, PersistableRecord, Sendable {
         static let tokenHash = Column("token_hash")
         static let userId = Column("user_id")
         static let createdAt = Column("created_at")
+        static let appliedAt = Column("applied_at")
     }
 
     var id: Int64?
     var tokenHash: String?
     var userId: String?
     var createdAt: Int64
+    /// When a cache first applied it; `nil` while pending.
+    var appliedAt: Int64?
 
     init(tokenHash: String?, userId: String?, createdAt: Int64) {
         self.tokenHash = tokenHash
@@ -267,6 +271,7 @@ struct CacheInvalidationRecord: FetchableRecord, PersistableRecord, Sendable {
         tokenHash = row[Columns.tokenHash]
         userId = row[Columns.userId]
         createdAt = row[Columns.createdAt]
+        appliedAt = row[Columns.appliedAt]
     }
 
     func encode(to container: inout PersistenceContainer) throws {
@@ -274,6 +279,7 @@ struct CacheInvalidationRecord: FetchableRecord, PersistableRecord, Sendable {
         container[Columns.tokenHash] = tokenHash
         container[Columns.userId] = userId
         container[Columns.createdAt] = createdAt
+        container[Columns.appliedAt] = appliedAt
     }
 
     /// The value the cache applies.

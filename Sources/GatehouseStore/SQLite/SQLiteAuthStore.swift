@@ -8,8 +8,6 @@ public final class SQLiteAuthStore: AuthStore {
     public let database: GatehouseDatabase
     /// Liveness, idle timeout and `last_seen_at` writes: the one session policy.
     public let policy: SessionPolicy
-    /// Whether revocations also write cache invalidations (when a Redis cache is in front).
-    public let recordsCacheInvalidations: Bool
     /// How long an invalidation is worth keeping: no cached entry outlives a session lifetime.
     public let invalidationRetention: Duration
     /// Due `last_seen_at` writes not yet committed.
@@ -18,11 +16,10 @@ public final class SQLiteAuthStore: AuthStore {
     /// Creates a store over a migrated database.
     public init(
         database: GatehouseDatabase, policy: SessionPolicy = SessionPolicy(),
-        recordsCacheInvalidations: Bool = false, invalidationRetention: Duration = .seconds(86400)
+        invalidationRetention: Duration = .seconds(86400)
     ) {
         self.database = database
         self.policy = policy
-        self.recordsCacheInvalidations = recordsCacheInvalidations
         self.invalidationRetention = invalidationRetention
     }
 
@@ -132,7 +129,7 @@ public final class SQLiteAuthStore: AuthStore {
             try UserRecord.filter(key: user.id).updateAll(db, UserRecord.Columns.disabledAt.set(to: disabled ? now : nil), UserRecord.Columns.updatedAt.set(to: now))
             if disabled {
                 try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == user.id), kind: .sessionRevoked, reason: "user_disabled", client: client)
-                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: user.id) }
+                try Self.recordInvalidation(db, tokenHash: nil, userId: user.id)
             }
             try Self.audit(db, AuditEvent(at: Date(), kind: disabled ? .userDisabled : .userEnabled, outcome: .success, userId: user.id, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -143,7 +140,7 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.write { db in
             guard let user = try UserRecord.withEmail(email).fetchOne(db) else { return false }
             try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == user.id), kind: .sessionRevoked, reason: "user_deleted", client: client)
-            if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: user.id) }
+            try Self.recordInvalidation(db, tokenHash: nil, userId: user.id)
             try user.delete(db)
             try Self.audit(db, AuditEvent(at: Date(), kind: .userDeleted, outcome: .success, userId: user.id, email: email, ip: client.ip, userAgent: client.userAgent))
             return true
@@ -163,7 +160,7 @@ public final class SQLiteAuthStore: AuthStore {
         try await database.write { db in
             switch selector {
             case .user(let id):
-                if self.recordsCacheInvalidations { try Self.recordInvalidation(db, tokenHash: nil, userId: id) }
+                try Self.recordInvalidation(db, tokenHash: nil, userId: id)
                 return try self.deleteSessions(db, SessionRecord.filter(SessionRecord.Columns.userId == id), kind: .sessionRevoked, reason: reason, client: client)
             case .session(let id):
                 return try self.deleteSessions(db, SessionRecord.filter(key: id), kind: .sessionRevoked, reason: reason, client: client)
@@ -243,15 +240,28 @@ public final class SQLiteAuthStore: AuthStore {
     /// Invalidations committed but not yet applied to the cache, oldest first.
     public func pendingInvalidations(limit: Int) async throws -> [CacheInvalidation] {
         try await database.pool.read { db in
-            try CacheInvalidationRecord.order(CacheInvalidationRecord.Columns.id).limit(limit).fetchAll(db).map(\.invalidation)
+            try CacheInvalidationRecord.filter(CacheInvalidationRecord.Columns.appliedAt == nil)
+                .order(CacheInvalidationRecord.Columns.id).limit(limit).fetchAll(db).map(\.invalidation)
         }
     }
 
-    /// Forgets invalidations the cache has applied.
-    public func clearInvalidations(_ ids: [Int64]) async throws {
+    /// Marks invalidations the cache has applied. They are kept (for a replay into a Redis
+    /// that lost them) until ``purgeExpiredSessions(now:)`` finds them older than
+    /// ``invalidationRetention``.
+    public func markInvalidationsApplied(_ ids: [Int64], now: Date) async throws {
         guard !ids.isEmpty else { return }
+        let applied = Timestamp.milliseconds(now)
         try await database.pool.write { db in
-            _ = try CacheInvalidationRecord.deleteAll(db, keys: ids)
+            _ = try CacheInvalidationRecord.filter(keys: ids).updateAll(db, CacheInvalidationRecord.Columns.appliedAt.set(to: applied))
+        }
+    }
+
+    /// Invalidations recorded at or after `since` (milliseconds), applied or not, with ids
+    /// above `after`, oldest first: what a replay into a Redis that lost state applies again.
+    public func recentInvalidations(since: Int64, after: Int64, limit: Int) async throws -> [CacheInvalidation] {
+        try await database.pool.read { db in
+            try CacheInvalidationRecord.filter(CacheInvalidationRecord.Columns.createdAt >= since && CacheInvalidationRecord.Columns.id > after)
+                .order(CacheInvalidationRecord.Columns.id).limit(limit).fetchAll(db).map(\.invalidation)
         }
     }
 
@@ -268,8 +278,10 @@ public final class SQLiteAuthStore: AuthStore {
     }
 
     /// Deletes the selected sessions and audits each one; `client` nil means "the session's own client".
-    /// With the cache in front, each revoked token hash also goes to the invalidation outbox,
-    /// in the same transaction (I3).
+    /// Each revoked token hash also goes to the invalidation outbox, in the same transaction
+    /// (I3), whether or not this process talks to Redis: a command run without
+    /// `redis.url`, or an instance without Redis on the same database, revokes for the
+    /// servers that cache too (they apply the outbox).
     @discardableResult
     func deleteSessions(_ db: Database, _ sessions: QueryInterfaceRequest<SessionRecord>, kind: AuditEventKind, reason: String?, client: ClientInfo?) throws -> Int {
         let found = try SessionWithUser.all(sessions).fetchAll(db)
@@ -277,7 +289,7 @@ public final class SQLiteAuthStore: AuthStore {
         for row in found {
             let session = row.session
             try session.delete(db)
-            if recordsCacheInvalidations, kind != .sessionExpired {
+            if kind != .sessionExpired {
                 try Self.recordInvalidation(db, tokenHash: session.tokenHash, userId: nil)
             }
             try Self.audit(db, AuditEvent(at: now, kind: kind, outcome: .success, reason: reason, userId: session.userId, email: row.user.email, sessionId: session.id, ip: client?.ip ?? session.ip, userAgent: client?.userAgent ?? session.userAgent))
