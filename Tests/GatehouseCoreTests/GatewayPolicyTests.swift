@@ -12,7 +12,7 @@ struct PathNormalizerTests {
             ("/public/%2e%2e/admin", "/admin"), ("/public/%2E%2e/admin", "/admin"), ("/public/.%2e/admin", "/admin"),
             ("/public/./x", "/public/x"), ("/../../etc/passwd", "/etc/passwd"), ("/a/..", "/"), ("/a/b/..", "/a/"),
             ("/%7euser/%41", "/~user/A"), ("/a%3fb", "/a%3Fb"), ("/caf%c3%a9", "/caf%C3%A9"), ("/public/..", "/"),
-            ("/public/%2e", "/public/"), ("/a/./", "/a/"), ("/a;v=1/b", "/a;v=1/b"), ("/a/b;x", "/a/b;x"),
+            ("/public/%2e", "/public/"), ("/a/./", "/a/"), ("/a%3Bv=1/b", "/a%3Bv=1/b"),
         ]
     )
     func normalise(raw: String, expected: String) {
@@ -20,8 +20,8 @@ struct PathNormalizerTests {
     }
 
     @Test(
-        "encoded slashes, backslashes, control characters and broken escapes are refused",
-        arguments: ["/public/..;/admin", "/public/..;jsessionid=1/admin", "/public/.;x/../admin", "/public/..%2fadmin", "/public%2F..%2Fadmin", "/a%5c..%5cadmin", "/a\\..\\admin", "/a%00", "/a%0d%0aX: y", "/a%", "/a%zz", "a/b", "", "/a b", "/a\tb", "/a#b", "/a?b"]
+        "path parameters (;), encoded slashes, backslashes, control characters and broken escapes are refused",
+        arguments: ["/admin;x/secret", "/a;v=1/b", "/a/b;x", "/admin/;/secret", "/public/..;/admin", "/public/..;jsessionid=1/admin", "/public/.;x/../admin", "/public/..%2fadmin", "/public%2F..%2Fadmin", "/a%5c..%5cadmin", "/a\\..\\admin", "/a%00", "/a%0d%0aX: y", "/a%", "/a%zz", "a/b", "", "/a b", "/a\tb", "/a#b", "/a?b"]
     )
     func refuse(raw: String) {
         #expect(PathNormalizer.normalize(raw) == .failure(.invalid))
@@ -63,6 +63,36 @@ struct RouteTableTests {
         #expect(Self.table.match(host: "x", path: "/apix")?.upstream == "app")
         #expect(Self.table.match(host: "Static.Example.com:8443", path: "/public/x")?.upstream == "static")
         #expect(RouteTable([]).match(host: nil, path: "/") == nil)
+    }
+
+    @Test("a host-specific route cannot be missed by case, a trailing dot or a port; route hosts are read the same way")
+    func hosts() {
+        let table = RouteTable([
+            RouteConfiguration(prefix: "/", upstream: "app", auth: .none),
+            RouteConfiguration(prefix: "/", host: "Admin.Example.com.", upstream: "admin", auth: .required),
+        ])
+        for host in ["admin.example.com", "ADMIN.example.COM", "admin.example.com.", "admin.example.com.:443", "Admin.Example.Com:8080"] {
+            #expect(table.match(host: host, path: "/x")?.upstream == "admin", "\(host)")
+        }
+        for host in ["admin.example.com..", "xadmin.example.com", "admin.example.co"] {
+            #expect(table.match(host: host, path: "/x")?.upstream == "app", "\(host)")
+        }
+        #expect(RouteTable.canonicalHost("[::1]:8080") == "[::1]")
+    }
+
+    @Test("with case-insensitive paths, /ADMIN/x cannot miss an /admin/ route; without, case counts")
+    func caseInsensitive() {
+        let routes = [
+            RouteConfiguration(prefix: "/", upstream: "app", auth: .none),
+            RouteConfiguration(prefix: "/admin/", upstream: "app", auth: .required, stripPrefix: true),
+        ]
+        let folding = RouteTable(routes, caseInsensitive: true)
+        for path in ["/ADMIN/x", "/Admin", "/aDmIn/x/y"] {
+            #expect(folding.match(host: nil, path: path)?.auth == .required, "\(path)")
+        }
+        #expect(folding.match(host: nil, path: "/administrator")?.auth == RouteAuth.none)
+        #expect(RouteTable.forwardedPath("/ADMIN/x", route: routes[1]) == "/x")
+        #expect(RouteTable(routes).match(host: nil, path: "/ADMIN/x")?.auth == RouteAuth.none)
     }
 
     @Test("strip_prefix removes the prefix and keeps a leading slash")

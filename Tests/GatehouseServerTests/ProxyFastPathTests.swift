@@ -236,11 +236,38 @@ struct ProxyHeaderRuleTests {
     @Test("identity headers are recognised in every spelling, and only those")
     func identitySpellings() {
         let identity = IdentityFields(IdentityHeaderNames())
-        for name in ["x-user-id", "x_user_id", "x-user_id", "x-user-email", "x_user_email"] {
+        // What CGI/WSGI/Rack/PHP (punctuation to `_`, upper case) and Node (lower case) read
+        // as the same header.
+        for name in ["x-user-id", "x_user_id", "x-user_id", "x.user.id", "xuserid", "x-user-email", "x_user_email", "x-user-e-mail", "x.user_email"] {
             #expect(identity.isSpelling(name), "\(name)")
         }
-        for name in ["x-user-idx", "x-user", "user-id", "x-user-ids", "x-user-e-mail", ""] {
+        for name in ["x-user-idx", "x-user", "user-id", "x-user-ids", "x-user-emails", ""] {
             #expect(!identity.isSpelling(name), "\(name)")
+        }
+    }
+
+    @Test("headers upstreams route or trust on pass only from trusted proxies, in any spelling")
+    func trustedOnlyHeaders() {
+        let incoming = HTTPFields([
+            ("X-Original-URL", "/admin"), ("x_rewrite_url", "/admin"), ("X-Real-IP", "10.0.0.1"), ("True-Client-IP", "10.0.0.1"),
+            ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-Uri", "/admin"), ("X-Forwarded-Method", "DELETE"),
+            ("X.Forwarded.Path", "/admin"), ("Forwarded", "for=10.0.0.1"), ("X-HTTP-Method-Override", "DELETE"), ("Accept", "*/*"),
+        ].map { HTTPField(name: HTTPField.Name($0.0)!, value: $0.1) })
+        let identity = IdentityFields(IdentityHeaderNames())
+        func forwarded(trusted: Bool) -> [String] {
+            let facts = ConnectionFacts(peer: "192.0.2.7", trustedProxies: trusted ? [CIDR("192.0.2.0/24")!] : [])
+            let client = ForwardingContext(connection: facts, headers: incoming, authority: "app.example.com")
+            return ProxyHeaders.upstreamRequest(incoming, host: "app.example.com", identity: identity, user: nil, cookieName: "gatehouse_session", client: client)
+                .map(\.name)
+        }
+        let untrusted = forwarded(trusted: false)
+        #expect(untrusted.contains("Accept"))
+        for (name, _) in incoming.map({ ($0.name.rawName, $0.value) }) where name != "Accept" {
+            #expect(!untrusted.contains(name), "\(name) from an untrusted peer")
+        }
+        let trusted = forwarded(trusted: true)
+        for name in ["X-Original-URL", "x_rewrite_url", "X-Real-IP", "True-Client-IP", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-HTTP-Method-Override"] {
+            #expect(trusted.contains(name), "\(name) from a trusted proxy")
         }
     }
 

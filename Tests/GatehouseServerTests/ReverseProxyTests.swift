@@ -186,6 +186,25 @@ struct ReverseProxyTests {
         }
     }
 
+    @Test(
+        "a path parameter cannot take a request out of a stricter route: /admin;x/secret (Tomcat's /admin/secret) is refused on both paths, never forwarded by the open route",
+        arguments: SessionBackend.allCases
+    )
+    func pathParameters(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions, configure: {
+            $0.routes = [RouteConfiguration(prefix: "/", upstream: "app", auth: .none), RouteConfiguration(prefix: "/admin/", upstream: "app", auth: .required)]
+        }) { api, _, _ in
+            // The control: the open route does forward.
+            #expect(try await api.request(.get, "/welcome").status == 200)
+            #expect(try await api.request(.get, "/admin/secret").status == 401)
+            for path in ["/admin;x/secret", "/admin;/secret", "/ADMIN/../admin;jsessionid=1/secret", "/x/..;/admin/secret"] {
+                let response = try await api.request(.get, path)
+                #expect(response.status == 400, "\(path)")
+                #expect(response.json["error"] as? String == "invalid_path", "\(path)")
+            }
+        }
+    }
+
     @Test("strip_prefix and an upstream base path combine", arguments: SessionBackend.allCases)
     func stripPrefix(sessions: SessionBackend) async throws {
         try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
@@ -226,15 +245,27 @@ struct ReverseProxyTests {
         }
     }
 
-    @Test("X-Forwarded-* and X-Request-Id are believed only from trusted proxies")
-    func trustedProxies() async throws {
+    @Test("X-Forwarded-*, X-Request-Id and the headers upstreams route or trust on are believed only from trusted proxies, on both paths", arguments: SessionBackend.allCases)
+    func trustedProxies(sessions: SessionBackend) async throws {
         let spoofed = ["X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Request-Id": "client-chosen-id"]
-        try await TestGatehouse.withUpstream { api, _, _ in
-            let upstream = try #require(EchoedRequest(try await api.request(.get, "/public/x", headers: spoofed)))
-            #expect(upstream.values("X-Forwarded-For") == ["127.0.0.1"])
-            #expect(upstream.values("X-Forwarded-Proto") == ["http"])
-            #expect(upstream.values("X-Forwarded-Host") != ["evil.example"])
-            #expect(upstream.values("X-Request-Id") != ["client-chosen-id"])
+        let routing = [
+            "X-Original-URL": "/admin", "X-Rewrite-URL": "/admin", "X-Real-IP": "6.6.6.6", "True-Client-IP": "6.6.6.6", "X-Forwarded-Port": "443",
+            "X-Forwarded-Prefix": "/admin", "X-Forwarded-Uri": "/admin", "X-Forwarded-Method": "DELETE", "Forwarded": "for=6.6.6.6",
+        ]
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
+            let token = try #require(try await api.signup("trust@example.com", Self.password).sessionToken())
+            for (path, cookie) in [("/public/x", nil), ("/app/x", token)] as [(String, String?)] {
+                let upstream = try #require(EchoedRequest(try await api.request(.get, path, cookie: cookie, headers: spoofed.merging(routing) { a, _ in a })))
+                #expect(upstream.values("X-Forwarded-For") == ["127.0.0.1"])
+                #expect(upstream.values("X-Forwarded-Proto") == ["http"])
+                #expect(upstream.values("X-Forwarded-Host") != ["evil.example"])
+                #expect(upstream.values("X-Request-Id") != ["client-chosen-id"])
+                for name in routing.keys { #expect(upstream.values(name).isEmpty, "\(name) reached the upstream on \(path)") }
+            }
+        }
+        try await TestGatehouse.withUpstream(sessions: sessions, configure: { $0.trustedProxies = [CIDR("127.0.0.0/8")!] }) { api, _, _ in
+            let upstream = try #require(EchoedRequest(try await api.request(.get, "/public/x", headers: routing)))
+            for (name, value) in routing where name != "Forwarded" { #expect(upstream.values(name) == [value], "\(name) from a trusted proxy") }
         }
         try await TestGatehouse.withUpstream(configure: { $0.trustedProxies = [CIDR("127.0.0.0/8")!] }) { api, _, _ in
             let response = try await api.request(.get, "/public/x", headers: spoofed)

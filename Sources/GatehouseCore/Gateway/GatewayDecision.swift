@@ -142,7 +142,7 @@ public struct GatewayPolicy: Sendable {
 
     /// The policy of a configuration.
     public init(configuration: GatehouseConfiguration) {
-        routes = RouteTable(configuration.routes)
+        routes = RouteTable(configuration.routes, caseInsensitive: configuration.proxy.caseInsensitivePaths)
         upstreams = configuration.upstreams
         redirects = RedirectValidator(allowedHosts: configuration.allowedRedirectHosts)
         loginURL = configuration.loginURL

@@ -52,12 +52,50 @@ public enum ProxyHeaders {
         }
     }
 
+    /// Headers that upstream frameworks route on or take as the client's address, folded as
+    /// ``foldedName(_:)`` folds them: `X-Original-URL` and `X-Rewrite-URL` (IIS, Symfony,
+    /// Laravel, Zend route on them), `X-Real-IP`, `True-Client-IP`, `X-Client-IP`,
+    /// `X-Cluster-Client-IP`, `X-Forwarded-Port`, `-Prefix`, `-Uri`, `-Path`, `-Method`,
+    /// `-Server`, `-Scheme`, `-Ssl`, `Front-End-Https`, `X-Url-Scheme`, `X-HTTP-Method-Override`
+    /// and `X-Method-Override`, and the forwarding headers Gatehouse sets itself. A client's
+    /// copies are removed unless the peer is a trusted proxy (whose copies pass untouched).
+    static let trustedOnly: Set<String> = [
+        "xoriginalurl", "xrewriteurl", "xrealip", "trueclientip", "xclientip", "xclusterclientip", "xforwardedport", "xforwardedprefix",
+        "xforwardeduri", "xforwardedpath", "xforwardedmethod", "xforwardedserver", "xforwardedscheme", "xforwardedssl", "frontendhttps",
+        "xurlscheme", "xhttpmethodoverride", "xmethodoverride", "forwarded",
+    ]
+
+    /// Whether a client's `canonicalName` is one only a trusted proxy may send.
+    public static func isTrustedOnly(_ canonicalName: String) -> Bool {
+        // Cheap rejection first: every listed name starts with x, t, f.
+        guard let first = canonicalName.utf8.first, first == UInt8(ascii: "x") || first == UInt8(ascii: "t") || first == UInt8(ascii: "f") else { return false }
+        return trustedOnly.contains(foldedName(canonicalName))
+    }
+
+    /// A header name as the upstream stacks that fold names see it: lowercase letters and
+    /// digits only. CGI, WSGI, Rack and PHP turn `-`, `.` and other punctuation into `_` and
+    /// upper-case the name; Node and most servers lower-case it. Two names with the same
+    /// folded form may reach an application as one.
+    public static func foldedName(_ name: String) -> String {
+        String(decoding: name.utf8.compactMap(foldedByte), as: UTF8.self)
+    }
+
+    static func foldedByte(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): byte
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte + 32
+        default: nil
+        }
+    }
+
     /// The request headers an upstream receives (SPEC §2.3), as HTTP/1 headers with `Host`
     /// first when given. `Content-Length` is left to the client library, which frames the
     /// forwarded body.
     ///
     /// Security invariants enforced here: every client-sent identity header is dropped
-    /// (before Gatehouse's own are added), and Gatehouse's session cookie never leaves.
+    /// (before Gatehouse's own are added), in any spelling an upstream stack folds to the
+    /// same name; headers upstreams route or trust on pass only from trusted proxies; and
+    /// Gatehouse's session cookie never leaves.
     public static func upstreamRequest(
         _ incoming: HTTPFields, host: String?, identity: IdentityFields, user: Identity?, cookieName: String, client: ForwardingContext
     ) -> HTTPHeaders {
@@ -69,7 +107,7 @@ public enum ProxyHeaders {
             let name = field.name.canonicalName
             // `Host` is the authority's alone (a second one is refused before this).
             if isHopByHop(name) || named.contains(name) || identity.isSpelling(name) || isForwardingHeader(name) || field.name == .contentLength
-                || field.name == .host
+                || field.name == .host || (!client.trusted && isTrustedOnly(name))
             {
                 continue
             }
@@ -120,24 +158,21 @@ public enum ProxyHeaders {
 public struct IdentityFields: Sendable {
     public let userId: HTTPField.Name
     public let email: HTTPField.Name
-    /// Both names lowercase with `_` as `-`, for ``isSpelling(_:)``.
+    /// Both names folded (``ProxyHeaders/foldedName(_:)``), for ``isSpelling(_:)``.
     private let folded: [[UInt8]]
 
     public init(_ names: IdentityHeaderNames) {
         // Configuration loading has validated both names as header field names.
         userId = HTTPField.Name(names.userId)!
         email = HTTPField.Name(names.email)!
-        folded = [userId, email].map { Array($0.canonicalName.utf8).map(Self.fold) }
+        folded = [userId, email].map { Array(ProxyHeaders.foldedName($0.canonicalName).utf8) }
     }
 
-    /// Whether `canonicalName` (lowercase) is a spelling of one of the identity headers:
-    /// any case, `_` or `-` (`X_User_Id`, `x-user-id`, …).
+    /// Whether `canonicalName` is a spelling of one of the identity headers: any case, with
+    /// `-`, `_`, `.` or any other punctuation anywhere (`X_User_Id`, `x.user.id`, `XUserId`…),
+    /// since some upstream stack reads each of those as the header itself.
     public func isSpelling(_ canonicalName: String) -> Bool {
-        folded.contains { name in name.elementsEqual(canonicalName.utf8.lazy.map(Self.fold)) }
-    }
-
-    private static func fold(_ byte: UInt8) -> UInt8 {
-        byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : byte
+        folded.contains { name in name.elementsEqual(canonicalName.utf8.lazy.compactMap(ProxyHeaders.foldedByte)) }
     }
 
     /// `200` fields of `/auth/verify` and `/auth/forward`: the identity, never cached (I5).
