@@ -85,6 +85,29 @@ struct FastPathLookupTests {
         try #require(SessionToken(cookieValue: token)).hash.hex
     }
 
+    @Test("a request's many session cookies cost at most 4 lookups: verify reads Redis at most 4 times, logout revokes only the first 4")
+    func manyCookies() async throws {
+        let instances = try await TwoInstances.start(redisTimeout: "2s")
+        defer { instances.terminate() }
+        let userId = try await instances.signupUser("cookies@example.com")
+        let live = try instances.insertSessions(10, userId: userId)
+        let connection = try KeepAliveConnection(address: instances.second.address)
+        // 996 tokens nobody issued, then a live one: only the first few are looked at.
+        let unknown = (0..<996).map { _ in SessionToken.generate().cookieValue }
+        let header = (unknown + [live[0]]).joined(separator: "; gatehouse_session=")
+        let gets = try instances.redisGets()
+        #expect(try await connection.status("GET", "/auth/verify", cookie: header) == 401)
+        #expect(try instances.redisGets() - gets <= CookieHeader.sessionCookiesConsidered)
+        // The control: the live cookie alone passes.
+        #expect(try await connection.status("GET", "/auth/verify", cookie: live[0]) == 200)
+        // Logout with all ten live cookies revokes the first four; the rest stay live.
+        #expect(try await instances.a.logout(cookie: live.joined(separator: "; gatehouse_session=")).status == 200)
+        for (index, token) in live.enumerated() {
+            let expected = index < CookieHeader.sessionCookiesConsidered ? 401 : 200
+            #expect(try await instances.b.get("/auth/me", cookie: token).status == expected, "cookie \(index)")
+        }
+    }
+
     @Test("each event loop holds redis.local_cache_size sessions: a rotation over that many, on one connection, is answered from memory")
     func capacityPerLoop() async throws {
         let instances = try await TwoInstances.start(extra: "  local_cache_size: 64\n", redisTimeout: "2s")
