@@ -88,6 +88,34 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test(
+        "a pooled upstream connection is not reused after a HEAD, 204 or 304 that declared a body: bytes the upstream sends later never become another request's response",
+        arguments: ["HEAD /x", "GET /no-content", "GET /not-modified"]
+    )
+    func impossibleBodyNotReused(first: String) async throws {
+        let upstream = try await DesyncUpstream.start()
+        defer { upstream.stop() }
+        try await TestGatehouse.run(.live, configure: {
+            $0.upstreams = ["app": UpstreamTarget("http://127.0.0.1:\(upstream.port)")!]
+            $0.routes = [RouteConfiguration(prefix: "/", upstream: "app", auth: .none)]
+        }) { api, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            // One client connection, so one event loop and one upstream pool.
+            let connection = try KeepAliveConnection(port: port)
+            let (answered, next) = try await onThread {
+                try connection.write("\(first) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                // Whatever it declares, that answer has no body.
+                let answered = try connection.readResponse(answeringHead: true)
+                try connection.write("GET /next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                return (answered, try connection.readResponse())
+            }
+            #expect([200, 204, 304].contains(answered.status))
+            #expect(!next.body.contains("SMUGGLED"), "\(first): the next request got the upstream's late bytes")
+            #expect(next.body == "genuine")
+            #expect(upstream.connections.withLockedValue { $0 } == 2)
+        }
+    }
+
     @Test("logout on instance A, then a proxied GET on instance B right after is refused, 1,000 times")
     func revocationThroughProxy() async throws {
         try await EchoUpstream.with { appPort in
@@ -349,6 +377,73 @@ final class ClosingUpstream: Sendable {
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "first")))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
+
+/// An upstream that answers a HEAD, `/no-content` (204) or `/not-modified` (304) with a
+/// `Content-Length` and no body, then, on the next request of that connection, sends those
+/// bytes first: a whole response of its own (`SMUGGLED`), then the genuine one. Any other
+/// first request of a connection is answered `genuine`.
+final class DesyncUpstream: Sendable {
+    let port: Int
+    let connections: NIOLockedValueBox<Int>
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel, connections: NIOLockedValueBox<Int>) {
+        self.port = port
+        self.channel = channel
+        self.connections = connections
+    }
+
+    static let smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+    static let genuine = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ngenuine"
+
+    static func start() async throws -> DesyncUpstream {
+        let connections = NIOLockedValueBox(0)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                connections.withLockedValue { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Answer()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return DesyncUpstream(port: channel.localAddress?.port ?? 0, channel: channel, connections: connections)
+    }
+
+    func stop() {
+        channel.close(promise: nil)
+    }
+
+    private final class Answer: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private var received = ""
+        private var owed = false
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received += String(buffer: unwrapInboundIn(data))
+            while let end = received.range(of: "\r\n\r\n") {
+                let request = received[..<end.lowerBound]
+                received = String(received[end.upperBound...])
+                var answer: String
+                if owed {
+                    answer = DesyncUpstream.smuggled + DesyncUpstream.genuine
+                    owed = false
+                } else if request.hasPrefix("HEAD ") {
+                    answer = "HTTP/1.1 200 OK\r\nContent-Length: \(DesyncUpstream.smuggled.utf8.count)\r\n\r\n"
+                    owed = true
+                } else if request.hasPrefix("GET /no-content ") {
+                    answer = "HTTP/1.1 204 No Content\r\nContent-Length: \(DesyncUpstream.smuggled.utf8.count)\r\n\r\n"
+                    owed = true
+                } else if request.hasPrefix("GET /not-modified ") {
+                    answer = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    owed = true
+                } else {
+                    answer = DesyncUpstream.genuine
+                }
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer)), promise: nil)
+            }
         }
     }
 }

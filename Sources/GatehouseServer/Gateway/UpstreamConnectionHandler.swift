@@ -54,6 +54,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var state = State.idle
     private var responder: (any UpstreamResponder)?
     private var keepAlive = true
+    /// The method of the request in flight (a response to HEAD has no body).
+    private var requestMethod = HTTPMethod.GET
     private var inPool = false
     /// The current exchange's response head was relayed (kept through a close, so that a
     /// failure is reported for the phase it happened in).
@@ -90,9 +92,20 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         state = .awaitingHead
         responseStarted = false
         keepAlive = head.isKeepAlive
+        requestMethod = head.method
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         arm(after: pool.configuration.responseTimeout)
+    }
+
+    /// Whether a response that has no body by definition (to a HEAD, a 204, a 304) declares
+    /// one anyway (`Content-Length` above 0, or `Transfer-Encoding`). The decoder reads no
+    /// body, so bytes the upstream sends later would be read as the response to the next
+    /// request on this connection, possibly another client's: such a connection is not reused.
+    static func declaresImpossibleBody(_ head: HTTPResponseHead, to method: HTTPMethod) -> Bool {
+        guard method == .HEAD || head.status == .noContent || head.status == .notModified else { return false }
+        if head.headers.contains(name: "transfer-encoding") { return true }
+        return head.headers["content-length"].contains { $0.trimmingCharacters(in: .whitespaces) != "0" }
     }
 
     /// The client went away: the response is not wanted, and the connection cannot be reused.
@@ -136,7 +149,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case .head(let head):
             guard state == .awaitingHead, let responder else { return close() }
             guard head.status != .switchingProtocols else { return fail(.invalidResponse) }
-            keepAlive = keepAlive && head.isKeepAlive
+            keepAlive = keepAlive && head.isKeepAlive && !Self.declaresImpossibleBody(head, to: requestMethod)
             state = .streaming
             responseStarted = true
             arm(after: pool.configuration.idleTimeout)
