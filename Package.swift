@@ -132,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseCoreTests",
-            dependencies: ["GatehouseCore"],
+            dependencies: ["GatehouseCore", .product(name: "HTTPTypes", package: "swift-http-types")],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

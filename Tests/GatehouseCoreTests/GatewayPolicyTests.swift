@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Testing
 
 @testable import GatehouseCore
@@ -198,5 +199,33 @@ struct RedirectValidatorTests {
         // The check above must be able to fail: the raw payloads, unvalidated, escape.
         let unvalidated = try Self.resolveLikeABrowser(lines.map { $0.removingPercentEncoding ?? $0 })
         #expect(unvalidated.filter { !$0.hasSuffix("gateway.example") && !$0.hasSuffix("www.whitelisteddomain.tld") }.count > 100)
+    }
+}
+
+@Suite("Cross-site WebSocket upgrades")
+struct CrossSiteUpgradeTests {
+    static func upgrade(host: String, origins: [String], websocket: Bool = true) -> HTTPRequest {
+        var fields = HTTPFields()
+        fields[.host] = host
+        if websocket { fields[.upgrade] = "websocket" }
+        for origin in origins { fields.append(HTTPField(name: .origin, value: origin)) }
+        return HTTPRequest(method: .get, scheme: nil, authority: host, path: "/ws", headerFields: fields)
+    }
+
+    @Test("Origin is compared with the request's host (case, port and trailing dot aside); none passes, null, foreign or several are refused")
+    func origins() {
+        let facts = ConnectionFacts(peer: "192.0.2.1", trustedProxies: [])
+        func crossSite(_ host: String, _ origins: [String], websocket: Bool = true) -> Bool {
+            let request = Self.upgrade(host: host, origins: origins, websocket: websocket)
+            return GatewayPolicy.isCrossSiteUpgrade(request, client: ForwardingContext(connection: facts, headers: request.headerFields, authority: host))
+        }
+        #expect(!crossSite("app.example.com", []))
+        #expect(!crossSite("app.example.com", ["https://app.example.com"]))
+        #expect(!crossSite("app.example.com:8443", ["https://APP.example.com.:8443"]))
+        #expect(crossSite("app.example.com", ["https://evil.example"]))
+        #expect(crossSite("app.example.com", ["null"]))
+        #expect(crossSite("app.example.com", ["https://app.example.com.evil.example"]))
+        #expect(crossSite("app.example.com", ["https://app.example.com", "https://evil.example"]))
+        #expect(!crossSite("app.example.com", ["https://evil.example"], websocket: false))
     }
 }

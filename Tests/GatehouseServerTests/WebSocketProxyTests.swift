@@ -68,4 +68,57 @@ struct WebSocketProxyTests {
             #expect(received.dropFirst().first == "open")
         }
     }
+
+    @Test("a relayed WebSocket is closed once its session is revoked (policy violation), on SQLite and with Redis", arguments: SessionBackend.allCases)
+    func closedOnRevocation(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let token = try #require(try await api.signup("revoked-ws@example.com", Self.password).sessionToken())
+            var headers = HTTPFields()
+            headers[.cookie] = "gatehouse_session=\(token)"
+            let ended = NIOLockedValueBox<String?>(nil)
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/app/ws", configuration: .init(additionalHeaders: headers), logger: Logger(label: "ws-test")) {
+                inbound, outbound, context in
+                var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await iterator.next()
+                try await outbound.write(.text("before"))
+                guard case .text("before") = try await iterator.next() else { return }
+                #expect(try await api.logout(cookie: token).status == 200)
+                // The relay must end by itself; the watchdog (closing from this side after 20 s)
+                // only keeps a broken build from hanging, and marks the run as failed.
+                let watchdogFired = NIOLockedValueBox(false)
+                let watchdog = Task {
+                    try await Task.sleep(for: .seconds(20))
+                    watchdogFired.withLockedValue { $0 = true }
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+                while (try? await iterator.next()) ?? nil != nil {}
+                watchdog.cancel()
+                ended.withLockedValue { $0 = watchdogFired.withLockedValue { $0 } ? "still open" : "closed" }
+            }
+            #expect(ended.withLockedValue { $0 } == "closed")
+        }
+    }
+
+    @Test("a cross-site WebSocket upgrade (a foreign, null or second Origin) is refused before any relay; a same-site one passes")
+    func crossSiteUpgrade() async throws {
+        try await TestGatehouse.withUpstream { api, _, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let token = try #require(try await api.signup("origin@example.com", Self.password).sessionToken())
+            for origin in ["https://evil.example", "null", "http://127.0.0.1.evil.example"] {
+                var headers = HTTPFields()
+                headers[.origin] = origin
+                await #expect(throws: (any Error).self, "\(origin)") {
+                    _ = try await Self.exchange(port: port, path: "/app/ws", cookie: token, extraHeaders: headers, messages: ["x"])
+                }
+                let upgrade = try await api.request(.get, "/app/ws", cookie: token, headers: [
+                    "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": origin,
+                ])
+                #expect(upgrade.status != 101 && upgrade.status != 200, "\(origin)")
+                #expect(EchoedRequest(upgrade) == nil, "\(origin) reached the upstream")
+            }
+            // The WebSocket client sends `Origin: ws://127.0.0.1` of its own: the same site.
+            #expect(try await Self.exchange(port: port, path: "/app/ws", cookie: token, messages: ["same"]).dropFirst().first == "same")
+        }
+    }
 }

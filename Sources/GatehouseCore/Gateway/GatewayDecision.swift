@@ -172,6 +172,7 @@ public struct GatewayPolicy: Sendable {
         case .noRoute:
             return .decided(.refused(.notFound))
         case .matched(let route, let upstream, let path, let query):
+            if Self.isCrossSiteUpgrade(request, client: client) { return .decided(.forbidden(.crossSite)) }
             let forward: @Sendable (Identity?) -> UpstreamRequestHead = { [identity] user in
                 let headers = ProxyHeaders.upstreamRequest(
                     request.headerFields, host: request.authority ?? upstream.address, identity: identity, user: user,
@@ -189,6 +190,22 @@ public struct GatewayPolicy: Sendable {
                 return .needsSession(PendingDecision(kind: .proxy(route: route, forward: { forward($0) }, refusal: refusal), cookies: sessionCookies(request), upstream: upstream))
             }
         }
+    }
+
+    /// Whether `request` is a WebSocket upgrade sent from another site: its `Origin` names
+    /// a host other than the one the request is for (the trusted proxy's `X-Forwarded-Host`,
+    /// else `Host`), compared as routes compare hosts (case, port and trailing dot aside), or
+    /// is `null`. Browsers send `Origin` on every upgrade and the victim's cookies with it, so
+    /// a page elsewhere could otherwise talk to the app as the user (cross-site WebSocket
+    /// hijacking). An upgrade without `Origin` is not a browser's and passes; one with several
+    /// origins is refused.
+    public static func isCrossSiteUpgrade(_ request: HTTPRequest, client: ForwardingContext) -> Bool {
+        guard let upgrade = request.headerFields[.upgrade], upgrade.lowercased().contains("websocket") else { return false }
+        let origins = request.headerFields[values: .origin]
+        guard let origin = origins.first else { return false }
+        guard origins.count == 1, !origin.contains(","), let schemeEnd = origin.range(of: "://"), let host = client.host else { return true }
+        let originHost = origin[schemeEnd.upperBound...].prefix { $0 != "/" }
+        return originHost.isEmpty || RouteTable.canonicalHost(String(originHost)) != RouteTable.canonicalHost(host)
     }
 
     /// Why a live session may not pass a route, or `nil`: the place for per-route policies

@@ -59,6 +59,9 @@ public struct AuthError: Error, Sendable, Equatable {
     )
 
     /// 500: something failed that the client cannot fix; details go to the log only.
+    /// A state change or WebSocket upgrade from another site (CSRF, cross-site WebSocket hijacking).
+    public static let crossSite = AuthError(status: 403, code: "csrf", message: "Cross-site request refused.")
+
     public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
 
     /// 502: the upstream could not be reached, or reset the exchange before answering.

@@ -10,11 +10,14 @@ import NIOCore
 /// only when the route's policy allows it (a session for `auth: required`), then its
 /// messages are relayed to and from a WebSocket opened to the upstream with the same
 /// header rewriting as any proxied request (identity set, client copies removed).
-/// Anything not upgraded goes on as plain HTTP and gets the proxy's usual answer.
+/// Anything not upgraded goes on as plain HTTP and gets the proxy's usual answer. A relay
+/// behind a session lasts only while the decision still admits that session.
 struct WebSocketProxy: Sendable {
     let gateway: Gateway
     /// Largest message relayed either way.
     static let maximumMessageSize = 16 * 1024 * 1024
+    /// How often a relayed WebSocket's session is checked again.
+    static let sessionRecheckInterval = Duration.seconds(1)
     /// Handshake headers the upstream connection makes for itself.
     static let handshakeHeaders: Set<String> = [
         "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "content-length",
@@ -29,7 +32,15 @@ struct WebSocketProxy: Sendable {
         )
         // The gateway's decision, as for any request; only a forward is upgraded, everything
         // else goes on as plain HTTP and gets the same decision's answer from the router.
-        guard case .forward(let upstream) = await gateway.decide(head, client: client, logger: logger) else { return .dontUpgrade }
+        let pending: PendingDecision?
+        let decision: GatewayDecision
+        switch gateway.policy.examine(head, client: client) {
+        case .decided(let decided):
+            (pending, decision) = (nil, decided)
+        case .needsSession(let needed):
+            (pending, decision) = (needed, needed.decide(await gateway.authenticator.answer(cookies: needed.cookies, logger: logger)))
+        }
+        guard case .forward(let upstream) = decision else { return .dontUpgrade }
         // The WebSocket client writes the handshake's own headers, and `Host` from the URL.
         let upstreamHeaders = HTTPFields(
             upstream.headers.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } }
@@ -55,6 +66,23 @@ struct WebSocketProxy: Sendable {
                         group.addTask {
                             for try await message in upstreamInbound.messages(maxSize: Self.maximumMessageSize) {
                                 try await outbound.write(Self.frame(message))
+                            }
+                        }
+                        if let pending {
+                            // The same decision, made again every second with the session as it
+                            // is now: a revoked or expired session (or one a route policy no
+                            // longer admits) ends the relay within a second (SPEC I3).
+                            group.addTask {
+                                while true {
+                                    try await Task.sleep(for: Self.sessionRecheckInterval)
+                                    let answer = await gateway.authenticator.answer(cookies: pending.cookies, logger: context.logger)
+                                    guard case .forward = pending.decide(answer) else {
+                                        context.logger.info("websocket closed: session no longer admitted", metadata: ["request_id": "\(requestId)"])
+                                        try? await upstreamOutbound.close(.policyViolation, reason: nil)
+                                        try? await outbound.close(.policyViolation, reason: "session ended")
+                                        return
+                                    }
+                                }
                             }
                         }
                         try await group.next()
