@@ -116,6 +116,44 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test(
+        "HTTP/1.0 requests get HTTP/1.0 framing (never chunked) and a closed connection unless they asked for keep-alive, on both paths",
+        arguments: SessionBackend.allCases
+    )
+    func http10(sessions: SessionBackend) async throws {
+        try await TestGatehouse.withUpstream(sessions: sessions) { api, _, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let token = try #require(try await api.signup("http10@example.com", ReverseProxyTests.password).sessionToken())
+            let cookie = "Cookie: gatehouse_session=\(token)\r\n"
+            // Event loop: a public proxied GET, a protected one, a verify; router: the API.
+            for (path, extra) in [("/public/x", ""), ("/app/x", cookie), ("/auth/verify", cookie), ("/auth/me", cookie)] {
+                for keepAlive in [false, true] {
+                    let connection = try KeepAliveConnection(port: port)
+                    let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\(extra)\(keepAlive ? "Connection: keep-alive\r\n" : "")\r\n"
+                    let (first, second) = try await onThread { () -> ((status: Int, head: String, body: String), Result<Int, any Error>) in
+                        try connection.write(request)
+                        let first = try connection.readResponse()
+                        let second = Result { () throws -> Int in
+                            try connection.write(request)
+                            return try connection.readResponse().status
+                        }
+                        return (first, second)
+                    }
+                    let head = first.head.lowercased()
+                    #expect(first.status == 200, "\(path)")
+                    #expect(!head.contains("transfer-encoding"), "\(path): chunked to an HTTP/1.0 client")
+                    #expect(head.contains("content-length:"), "\(path)")
+                    if keepAlive {
+                        #expect((try? second.get()) == 200, "\(path): keep-alive was asked, the connection closed")
+                        #expect(head.contains("connection: keep-alive"), "\(path)")
+                    } else {
+                        #expect((try? second.get()) == nil, "\(path): HTTP/1.0 without keep-alive, the connection stayed open")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("logout on instance A, then a proxied GET on instance B right after is refused, 1,000 times")
     func revocationThroughProxy() async throws {
         try await EchoUpstream.with { appPort in

@@ -91,6 +91,10 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // stateless conversion): upstream responses are HTTP/1 already, and an answer has no
         // use for HTTP types fields built only to be converted back.
         http1Context = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
+        // HTTP/1.0 framing for both paths, below the codec (where the version is known).
+        if let codec = http1Context?.handler {
+            try? context.pipeline.syncOperations.addHandler(HTTP10Framing(), position: .before(codec))
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
