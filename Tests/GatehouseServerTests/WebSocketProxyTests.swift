@@ -13,7 +13,9 @@ struct WebSocketProxyTests {
     static let password = "websocket password"
 
     /// Connects through the gateway, sends `messages`, and returns everything received.
-    static func exchange(port: Int, path: String, cookie: String?, extraHeaders: HTTPFields = [:], messages: [String]) async throws -> [String] {
+    static func exchange(
+        port: Int, path: String, cookie: String?, extraHeaders: HTTPFields = [:], messages: [String], pause: Duration = .zero, after: [String] = []
+    ) async throws -> [String] {
         var headers = extraHeaders
         if let cookie { headers[.cookie] = "gatehouse_session=\(cookie)" }
         let received = NIOLockedValueBox<[String]>([])
@@ -23,6 +25,13 @@ struct WebSocketProxyTests {
             for message in messages {
                 try await outbound.write(.text(message))
                 if case .text(let echoed) = try await iterator.next() { received.withLockedValue { $0.append(echoed) } }
+            }
+            if !after.isEmpty {
+                try await Task.sleep(for: pause)
+                for message in after {
+                    try await outbound.write(.text(message))
+                    if case .text(let echoed) = try await iterator.next() { received.withLockedValue { $0.append(echoed) } }
+                }
             }
             try await outbound.write(.binary(ByteBuffer(bytes: [0, 1, 2, 255])))
             if case .binary(let echoed) = try await iterator.next() { received.withLockedValue { $0.append("binary:\(Array(echoed.readableBytesView))") } }

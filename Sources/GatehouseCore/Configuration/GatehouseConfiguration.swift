@@ -20,6 +20,8 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var trustedProxies: [CIDR]
     /// Upstream timeouts.
     public var proxy: ProxyConfiguration
+    /// Limits on client connections (slow clients, connection floods).
+    public var client = ClientConfiguration()
     /// Names of the identity headers set on forwarded requests and verify answers.
     public var identityHeaders: IdentityHeaderNames
     /// Upstream services by name, each URL parsed once when the configuration is read.
@@ -306,5 +308,22 @@ public struct IdentityHeaderNames: Sendable, Equatable {
     public init(userId: String = "X-User-Id", email: String = "X-User-Email") {
         self.userId = userId
         self.email = email
+    }
+}
+
+/// Limits on client connections: what a slow or greedy client may hold.
+public struct ClientConfiguration: Sendable, Equatable {
+    /// From a request's first byte (or the connection's start) to the end of its head.
+    public var headerTimeout: Duration
+    /// A connection with no request in progress this long is closed.
+    public var idleTimeout: Duration
+    /// Client connections open at once; those beyond are closed as they are accepted.
+    public var maxConnections: Int
+
+    /// Creates client limits.
+    public init(headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), maxConnections: Int = 10_000) {
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
     }
 }

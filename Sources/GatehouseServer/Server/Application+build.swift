@@ -3,6 +3,7 @@ import HTTPTypes
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -106,10 +107,16 @@ public func buildApplication(
     let fastPath = FastPathHandler.Settings(cache: dependencies.localCache, gateway: gateway, upstreams: upstreamPool, logger: logger)
     var application = Application(
         router: buildRouter(dependencies, gateway: gateway),
-        server: .http1WebSocketUpgrade(
-            configuration: .init(http1: .init(additionalChannelHandlers: [FastPathHandler(settings: fastPath)]))
-        ) { head, channel, logger in
-            try await webSockets.shouldUpgrade(head, channel: channel, logger: logger)
+        server: HTTPServerBuilder { [connections = ClientConnectionCount(limit: configuration.client.maxConnections)] responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    configuration: .init(http1: .init(additionalChannelHandlers: [FastPathHandler(settings: fastPath)]))
+                ) { head, channel, logger in
+                    try await webSockets.shouldUpgrade(head, channel: channel, logger: logger)
+                },
+                limits: configuration.client, count: connections
+            )
         },
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
         services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient), upstreamPool],

@@ -2,7 +2,8 @@ import NIOCore
 import NIOHTTP1
 
 /// HTTP/1.0 clients on any path (event loop or router): their responses are framed the way
-/// HTTP/1.0 reads them and the connection closes unless they asked for keep-alive.
+/// HTTP/1.0 reads them and the connection closes unless they asked for keep-alive. Also
+/// where ``ClientConnectionGuard`` learns of each request's start and each response's end.
 ///
 /// Hummingbird and the event-loop path both answer in HTTP/1.1 terms, and HTTP/1.1 keeps a
 /// connection open by default, where an HTTP/1.0 client waits for the close that ends the
@@ -28,10 +29,22 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler {
     private var requests = CircularBuffer<Framing>()
     /// Whether the response being written ends the connection.
     private var closeAfterResponse = false
+    /// The connection's timers, told of each request's start and each response's end.
+    private weak var connectionGuard: ClientConnectionGuard?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connectionGuard = try? context.pipeline.syncOperations.handler(type: ClientConnectionGuard.self)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
             requests.append(head.version == .http1_0 ? .http10(keepAlive: head.isKeepAlive) : .http11)
+            connectionGuard?.headDecoded()
+        case .body(let body):
+            connectionGuard?.bodyReceived(body.readableBytes)
+        case .end:
+            break
         }
         context.fireChannelRead(data)
     }
@@ -49,6 +62,7 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .end:
             if !requests.isEmpty { requests.removeFirst() }
+            if requests.isEmpty { connectionGuard?.responseEnded() }
             guard closeAfterResponse else { return context.write(data, promise: promise) }
             closeAfterResponse = false
             let written = promise ?? context.eventLoop.makePromise()
