@@ -96,6 +96,43 @@ struct FrontProxyTests {
         }
     }
 
+    @Test("the app gets the client's other cookies and never Gatehouse's session cookie, on protected and public pages", arguments: Kind.allCases)
+    func sessionCookieStripped(kind: Kind) async throws {
+        try await Self.withRecipe(kind) { front, host in
+            let signup = try await front.signup("cookies@example.com", Self.password)
+            let token = try #require(signup.sessionToken())
+            let userId = try #require(signup.json["id"] as? String)
+
+            // `theme=dark; gatehouse_session=…; lang=en`: the session cookie between the app's.
+            for path in ["/app/page", "/public/page"] {
+                let seen = try #require(EchoedRequest(try await front.request(.get, path, cookie: token, headers: ["Host": host])))
+                #expect(seen.values("Cookie") == ["theme=dark; lang=en"], "\(path)")
+                #expect(!seen.headers.contains { $0.1.contains(token) }, "\(path)")
+            }
+            // The session cookie alone: the app gets no Cookie header, and the identity still.
+            let alone = try #require(EchoedRequest(try await front.get("/app/page", cookie: token)))
+            #expect(alone.values("Cookie").isEmpty)
+            #expect(alone.values("X-User-Id") == [userId])
+
+            // Every place and spelling Gatehouse would read as its session cookie; names that
+            // only contain it are the app's.
+            let shapes = [
+                ("gatehouse_session=\(token); lang=en", "lang=en"),
+                ("theme=dark;gatehouse_session=\(token)", "theme=dark"),
+                ("theme=dark; \tgatehouse_session = \(token) ; lang=en", "theme=dark; lang=en"),
+                ("xgatehouse_session=1; gatehouse_session_old=2", "xgatehouse_session=1; gatehouse_session_old=2"),
+            ]
+            for (cookie, kept) in shapes {
+                let seen = try #require(EchoedRequest(try await front.request(.get, "/public/page", headers: ["Cookie": cookie, "Host": host])))
+                #expect(seen.values("Cookie") == [kept], "\(cookie)")
+            }
+            // Two session cookies (set for two paths or domains): neither reaches the app.
+            let twice = try await front.request(.get, "/public/page", headers: ["Cookie": "gatehouse_session=first; theme=dark; gatehouse_session=second", "Host": host])
+            let twiceSeen = try #require(EchoedRequest(twice))
+            #expect(!twiceSeen.values("Cookie").contains { $0.contains("first") || $0.contains("second") })
+        }
+    }
+
     @Test("the app is reached over kept-alive HTTP/1.1 connections", arguments: Kind.allCases)
     func keptAlive(kind: Kind) async throws {
         try await Self.withRecipe(kind) { front, host in
