@@ -10,12 +10,12 @@ import ServiceLifecycle
 
 /// A real HTTP server on a free loopback port standing in for an application behind the
 /// gateway. It answers every request with what it received (method, target, headers, body
-/// length and SHA-256), so tests assert exactly what the upstream saw; a few paths
+/// length and SHA-256, the connection it came on), so tests assert exactly what the upstream saw; a few paths
 /// misbehave on purpose (under `/public/`: `big/N`, `slow-head`, `slow-body`, `redirect`, `hop`).
 public enum EchoUpstream {
     /// Runs `body` with the upstream listening; returns its result.
     public static func with<T: Sendable>(_ body: @Sendable (_ port: Int) async throws -> T) async throws -> T {
-        let router = Router()
+        let router = Router(context: EchoRequestContext.self)
         router.get("/public/big/{size}") { _, context -> Response in
             let size = try context.parameters.require("size", as: Int.self)
             return Response(status: .ok, headers: [.contentLength: String(size), .contentType: "application/octet-stream"], body: ResponseBody { writer in
@@ -90,7 +90,7 @@ public enum EchoUpstream {
         }
     }
 
-    @Sendable static func echo(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable static func echo(_ request: Request, context: EchoRequestContext) async throws -> Response {
         var hasher = SHA256()
         var length = 0
         for try await buffer in request.body {
@@ -101,7 +101,7 @@ public enum EchoUpstream {
         let headers = request.headers.map { [$0.name.rawName, $0.value] } + [["Host", request.head.authority ?? ""]]
         let object: [String: Any] = [
             "method": request.method.rawValue, "target": request.head.path ?? "", "headers": headers,
-            "body_length": length, "body_sha256": digest,
+            "body_length": length, "body_sha256": digest, "peer": context.peer,
         ]
         let data = try JSONSerialization.data(withJSONObject: object)
         return Response(status: .ok, headers: [.contentType: "application/json", HTTPField.Name("Set-Cookie")!: "upstream=1; Path=/"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -120,6 +120,8 @@ public struct EchoedRequest: Sendable {
     public let bodyLength: Int
     /// Body SHA-256, hex.
     public let bodySHA256: String
+    /// The connection it came on, as the upstream saw its peer (`ip:port`).
+    public let peer: String
 
     /// Parses the echo body; `nil` when the response did not come from the echo route.
     public init?(_ result: HTTPResult) {
@@ -130,6 +132,7 @@ public struct EchoedRequest: Sendable {
         self.headers = headers.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
         self.bodyLength = json["body_length"] as? Int ?? -1
         self.bodySHA256 = json["body_sha256"] as? String ?? ""
+        self.peer = json["peer"] as? String ?? ""
     }
 
     /// Every value of a header (case-insensitive name).

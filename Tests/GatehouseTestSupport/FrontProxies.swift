@@ -11,13 +11,17 @@ public final class FrontProxy: @unchecked Sendable {
     private let process: Process
     private let directory: TemporaryDirectory
 
-    /// Starts nginx with `conf/nginx/gatehouse.conf`.
+    /// Starts nginx with `conf/nginx/gatehouse.conf`, and `conf/nginx/gatehouse-proxy.conf`
+    /// where the site includes it from (`snippets/`, relative to the main configuration).
     public static func nginx(gatehousePort: Int, appPort: Int) async throws -> FrontProxy {
         let port = try freePort()
         let directory = try TemporaryDirectory()
         let site = try shippedConfiguration("conf/nginx/gatehouse.conf", gatehousePort: gatehousePort, appPort: appPort)
             .replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(port);")
         try site.write(toFile: directory.file("site.conf"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory.file("snippets"), withIntermediateDirectories: true)
+        let snippet = try shippedConfiguration("conf/nginx/gatehouse-proxy.conf", gatehousePort: gatehousePort, appPort: appPort)
+        try snippet.write(toFile: directory.file("snippets/gatehouse-proxy.conf"), atomically: true, encoding: .utf8)
         let main = """
             worker_processes 1;
             error_log \(directory.file("error.log")) warn;
