@@ -263,9 +263,9 @@ public final class CachedAuthStore: AuthStore, Service {
     /// Writes tombstones for a request's own revocations: the sessions it revoked, or every
     /// session of the users it revoked. The outbox rows stay pending and are applied again
     /// by the maintenance round (tombstones are idempotent), so a failure here loses nothing:
-    /// it only distrusts Redis until that round has succeeded.
+    /// it only distrusts Redis until that round has succeeded. Tried whether or not Redis is
+    /// trusted (trust is about reading it): other instances may be reading it now.
     func applyOwn(tokenHashes: [String] = [], users: [String] = []) async {
-        guard isTrusted else { return }
         do {
             try await tombstone(tokenHashes: tokenHashes, users: users)
         } catch {
