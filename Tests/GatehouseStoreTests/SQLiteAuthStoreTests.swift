@@ -42,6 +42,19 @@ struct SQLiteAuthStoreTests {
         }
     }
 
+    @Test("the database file, its -wal and its -shm are readable and writable by their owner only (0600)")
+    func ownerOnlyFiles() async throws {
+        try await withStore { store, database in
+            // A write: SQLite has created the -wal and -shm files by now, after the database file.
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(.generate()), client: client)
+            for suffix in ["", "-wal", "-shm"] {
+                let attributes = try FileManager.default.attributesOfItem(atPath: database.path + suffix)
+                let mode = try #require(attributes[.posixPermissions] as? Int)
+                #expect(String(mode, radix: 8) == "600", "gatehouse.sqlite\(suffix)")
+            }
+        }
+    }
+
     @Test("sessions store only the SHA-256 of the token (I1)")
     func tokenHashOnly() async throws {
         try await withStore { store, database in
