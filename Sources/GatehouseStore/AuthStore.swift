@@ -71,8 +71,8 @@ public protocol AuthStore: Sendable {
     /// password hash if any, and the audit event.
     func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws
 
-    /// Records a refused login.
-    func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws
+    /// Records a refused login; `email` is `nil` when what was typed is not an address.
+    func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws
 
     /// Looks a session up by its token hash, enforcing expiry, idle timeout and disabled users.
     func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GatehouseCore
 import GatehouseStore
 import GatehouseTestSupport
@@ -92,8 +93,35 @@ struct AuthAPITests {
                 #expect(response.setCookies.isEmpty)
             }
             let reasons = try await gatehouse.store.auditEvents(AuditQuery()).filter { $0.kind == .login }.map { $0.reason ?? "" }
-            #expect(reasons == ["unknown_email", "unknown_email", "wrong_password"])
+            #expect(reasons == ["invalid_email", "unknown_email", "wrong_password"])
             #expect(try await gatehouse.count("sessions") == 1)
+        }
+    }
+
+    @Test("a failed login keeps what the email field held only when it is an address: a password typed there is never stored")
+    func auditedEmailIsAnAddress() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            let typed = ["Hunter2 typed in the wrong field", "  hunter2@  ", "hunter2"]
+            for text in typed {
+                #expect(try await api.login(text, Self.password).status == 401)
+            }
+            #expect(try await api.login(" Someone@Example.com ", Self.password).status == 401)
+            // The failures are all recorded; only the address is kept, normalised.
+            let rows = try await gatehouse.database.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT email, reason FROM audit_events WHERE event = 'login' ORDER BY id").map { row in
+                    [row["email"] as String?, row["reason"] as String?]
+                }
+            }
+            #expect(rows == [[nil, "invalid_email"], [nil, "invalid_email"], [nil, "invalid_email"], ["someone@example.com", "unknown_email"]])
+            // Not in any column of any audit row, nor anywhere in the database file or its WAL.
+            let everything = try await gatehouse.database.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT coalesce(email, '') || coalesce(reason, '') || coalesce(user_id, '') || ip || user_agent FROM audit_events")
+            }
+            #expect(!everything.contains { $0.lowercased().contains("hunter2") })
+            for suffix in ["", "-wal"] {
+                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: gatehouse.database.path + suffix))) ?? Data()
+                #expect(bytes.range(of: Data("unter2".utf8)) == nil, "gatehouse.sqlite\(suffix)")
+            }
         }
     }
 

@@ -248,7 +248,7 @@ public final class CachedAuthStore: AuthStore, Service {
     // MARK: Reads and writes that do not involve the cache
 
     public func loginCandidate(email: String) async throws -> LoginCandidate? { try await sqlite.loginCandidate(email: email) }
-    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
         try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client)
     }
     public func listUsers() async throws -> [User] { try await sqlite.listUsers() }

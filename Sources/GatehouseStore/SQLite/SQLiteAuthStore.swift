@@ -60,7 +60,7 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
         try await database.write { db in
             try Self.audit(db, AuditEvent(at: Date(), kind: .login, outcome: .failure, reason: reason, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
         }
