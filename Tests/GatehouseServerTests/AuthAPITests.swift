@@ -234,6 +234,27 @@ struct AuthAPITests {
         }
     }
 
+    @Test("the password length is that of its NFKC form, the form hashed: ligatures count as their letters, combining marks with theirs")
+    func passwordLengthAfterNormalisation() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            // "ﬃ" is one code point and three after NFKC ("ffi"); "e" + U+0301 two, and one ("é").
+            let ligatures = String(repeating: "\u{FB03}", count: 3)
+            let combining = String(repeating: "e\u{301}", count: 5)
+            let longLigatures = String(repeating: "\u{FB03}", count: 43)
+            #expect(ligatures.unicodeScalars.count == 3 && combining.unicodeScalars.count == 10 && longLigatures.unicodeScalars.count == 43)
+            #expect(try await api.signup("ligatures@example.com", ligatures).status == 201)
+            for (email, password) in [("combining@example.com", combining), ("long@example.com", longLigatures)] {
+                let response = try await api.signup(email, password)
+                #expect(response.status == 422, "\(email)")
+                #expect((response.json["fields"] as? [String: String])?["password"] == "Password must be between 8 and 128 characters.")
+            }
+            #expect(try await gatehouse.count("users") == 1)
+            // The hash is of the normalised form: either spelling logs in.
+            #expect(try await api.login("ligatures@example.com", "ffiffiffi").status == 200)
+            #expect(try await api.login("ligatures@example.com", ligatures).status == 200)
+        }
+    }
+
     @Test("signup with a taken email is 409 and changes nothing")
     func duplicateSignup() async throws {
         try await TestGatehouse.run { api, gatehouse in

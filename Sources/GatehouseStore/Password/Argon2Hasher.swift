@@ -95,10 +95,10 @@ public final class Argon2Hasher: Sendable {
         return try await pool.runIfActive(body)
     }
 
+    /// The bytes hashed: the UTF-8 of the password's normalised form, the form whose length
+    /// ``CredentialPolicy`` checks.
     static func normalized(_ password: String) -> [UInt8] {
-        // NIST SP 800-63B: normalise Unicode (NFKC) so that the same password typed on
-        // different keyboards hashes the same.
-        Array(password.precomposedStringWithCompatibilityMapping.utf8)
+        Array(CredentialPolicy.normalizedPassword(password).utf8)
     }
 
     static func randomBytes(_ count: Int) -> [UInt8] {
