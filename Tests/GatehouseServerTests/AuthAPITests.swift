@@ -299,6 +299,37 @@ struct AuthAPITests {
         }
     }
 
+    @Test("an unknown email is verified against a dummy hash with the parameters most stored hashes have")
+    func dummyHashFollowsStoredHashes() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("gatehouse.sqlite")
+        // Three accounts created before `password.argon2` became the suite's cheap parameters.
+        let older = Argon2Parameters(memoryKiB: 2048, iterations: 1, parallelism: 1)
+        let old = try Argon2Hasher(parameters: older, workers: 1)
+        let stores = try GatehouseStores.open(TestGatehouse.configuration(in: directory) { _ in }, redis: false)
+        for index in 0..<3 {
+            _ = try await stores.store.createUser(email: "old\(index)@example.com", passwordHash: try await old.hash(Self.password), session: nil, client: .commandLine)
+        }
+        try await old.shutdown()
+        try await TestGatehouse.run(configure: { $0.database.path = path }) { api, gatehouse in
+            let hasher = gatehouse.dependencies.hasher
+            #expect(hasher.parameters != older)
+            // From the first request on, an unknown email costs what an account with the older hash costs.
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == older)
+            let unknown = try await api.login("nobody@example.com", Self.password)
+            #expect(unknown.status == 401)
+            // Once most hashes have the configured parameters, the next refresh follows them.
+            for index in 0..<4 {
+                let signup = try await api.signup("new\(index)@example.com", Self.password)
+                #expect(signup.status == 201)
+            }
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == older)
+            await DummyHashService(store: gatehouse.store, hasher: hasher, logger: gatehouse.logs.logger()).refresh()
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == hasher.parameters)
+        }
+    }
+
     @Test("every auth event is in the audit log with time, user, email, IP, user agent and outcome")
     func auditTrail() async throws {
         try await TestGatehouse.run(.live) { api, gatehouse in

@@ -55,6 +55,26 @@ struct SQLiteAuthStoreTests {
         }
     }
 
+    @Test("stored password hashes are counted by their Argon2id parameters, other kinds left out")
+    func passwordHashParameters() async throws {
+        try await withStore { store, _ in
+            let hashes = [
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0b3RoZXJzYQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2i$v=19$m=4096,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$2b$12$abcdefghijklmnopqrstuuQ9Ua6oH6eBk3MI7C2VhmgeUvgHZJ2m",
+            ]
+            for (index, hash) in hashes.enumerated() {
+                _ = try await store.createUser(email: "u\(index)@example.com", passwordHash: hash, session: nil, client: client)
+            }
+            #expect(try await store.passwordHashParameters() == [
+                Argon2Parameters(memoryKiB: 19456, iterations: 2, parallelism: 1): 2,
+                Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 4): 1,
+            ])
+        }
+    }
+
     @Test("sessions store only the SHA-256 of the token (I1)")
     func tokenHashOnly() async throws {
         try await withStore { store, database in

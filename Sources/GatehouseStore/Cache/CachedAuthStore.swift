@@ -251,6 +251,7 @@ public final class CachedAuthStore: AuthStore, Service {
     public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
         try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client)
     }
+    public func passwordHashParameters() async throws -> [Argon2Parameters: Int] { try await sqlite.passwordHashParameters() }
     public func listUsers() async throws -> [User] { try await sqlite.listUsers() }
     public func user(email: String) async throws -> User? { try await sqlite.user(email: email) }
     public func listSessions(userId: String?) async throws -> [Session] { try await sqlite.listSessions(userId: userId) }
