@@ -71,8 +71,12 @@ public protocol AuthStore: Sendable {
     /// password hash if any, and the audit event.
     func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws
 
-    /// Records a refused login.
-    func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws
+    /// Records a refused login; `email` is `nil` when what was typed is not an address.
+    func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws
+
+    /// How many stored password hashes have each set of Argon2id parameters (hashes of another
+    /// kind are not counted): what the dummy hash verified for unknown emails follows.
+    func passwordHashParameters() async throws -> [Argon2Parameters: Int]
 
     /// Looks a session up by its token hash, enforcing expiry, idle timeout and disabled users.
     func validateSession(_ tokenHash: TokenHash, now: Date) async throws -> SessionValidation

@@ -152,6 +152,24 @@ struct ConfigurationTests {
         #expect(!listing.values.contains { $0.contains("hunter2") })
     }
 
+    @Test(
+        "a Redis endpoint printed any way shows its redacted URL, never the password",
+        arguments: ["redis://:hunter2@127.0.0.1:6379/1", "redis://gatehouse:hunter2@redis.internal/0", "redis://hunter2@redis.internal:6380"]
+    )
+    func endpointDescription(url: String) throws {
+        let endpoint = try #require(RedisEndpoint(url))
+        let configuration = try ConfigurationLoader.parse(yaml: "redis:\n  url: \(url)\n", environment: [:])
+        let printed = [
+            "\(endpoint)", String(describing: endpoint), String(reflecting: endpoint), "\([endpoint])",
+            String(describing: configuration.redis.endpoint),
+        ]
+        for text in printed {
+            #expect(!text.contains("hunter2"), "\(text.replacingOccurrences(of: "hunter2", with: "<password>"))")
+        }
+        #expect("\(endpoint)" == endpoint.redacted)
+        #expect(endpoint.redacted.contains("***@"))
+    }
+
     @Test("an invalid Redis URL is reported without quoting it (it may hold a password)")
     func redisURLNotQuoted() {
         #expect {

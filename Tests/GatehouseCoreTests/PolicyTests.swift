@@ -29,7 +29,7 @@ struct CredentialPolicyTests {
         #expect(CredentialPolicy.normalizedEmail(raw) == nil)
     }
 
-    @Test("passwords of 8 and 128 characters pass, 7 and 129 fail, counting code points")
+    @Test("passwords of 8 and 128 characters pass, 7 and 129 fail, counting code points after NFKC")
     func passwordLengths() {
         #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 8)))
         #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "a", count: 128)))
@@ -38,6 +38,11 @@ struct CredentialPolicyTests {
         #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "é", count: 8)))
         #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "🔐", count: 128)))
         #expect(!CredentialPolicy.isAcceptablePassword(String(repeating: "🔐", count: 129)))
+        // Counted in the NFKC form that is hashed: a ligature as its letters, a combining mark with its letter.
+        #expect(CredentialPolicy.passwordLength("\u{FB03}") == 3)
+        #expect(CredentialPolicy.passwordLength("e\u{301}") == 1)
+        #expect(CredentialPolicy.isAcceptablePassword(String(repeating: "\u{FB03}", count: 3)))
+        #expect(!CredentialPolicy.isAcceptablePassword(String(repeating: "e\u{301}", count: 7)))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GatehouseCore
 import GatehouseStore
 import GatehouseTestSupport
@@ -92,8 +93,35 @@ struct AuthAPITests {
                 #expect(response.setCookies.isEmpty)
             }
             let reasons = try await gatehouse.store.auditEvents(AuditQuery()).filter { $0.kind == .login }.map { $0.reason ?? "" }
-            #expect(reasons == ["unknown_email", "unknown_email", "wrong_password"])
+            #expect(reasons == ["invalid_email", "unknown_email", "wrong_password"])
             #expect(try await gatehouse.count("sessions") == 1)
+        }
+    }
+
+    @Test("a failed login keeps what the email field held only when it is an address: a password typed there is never stored")
+    func auditedEmailIsAnAddress() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            let typed = ["Hunter2 typed in the wrong field", "  hunter2@  ", "hunter2"]
+            for text in typed {
+                #expect(try await api.login(text, Self.password).status == 401)
+            }
+            #expect(try await api.login(" Someone@Example.com ", Self.password).status == 401)
+            // The failures are all recorded; only the address is kept, normalised.
+            let rows = try await gatehouse.database.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT email, reason FROM audit_events WHERE event = 'login' ORDER BY id").map { row in
+                    [row["email"] as String?, row["reason"] as String?]
+                }
+            }
+            #expect(rows == [[nil, "invalid_email"], [nil, "invalid_email"], [nil, "invalid_email"], ["someone@example.com", "unknown_email"]])
+            // Not in any column of any audit row, nor anywhere in the database file or its WAL.
+            let everything = try await gatehouse.database.pool.read { db in
+                try String.fetchAll(db, sql: "SELECT coalesce(email, '') || coalesce(reason, '') || coalesce(user_id, '') || ip || user_agent FROM audit_events")
+            }
+            #expect(!everything.contains { $0.lowercased().contains("hunter2") })
+            for suffix in ["", "-wal"] {
+                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: gatehouse.database.path + suffix))) ?? Data()
+                #expect(bytes.range(of: Data("unter2".utf8)) == nil, "gatehouse.sqlite\(suffix)")
+            }
         }
     }
 
@@ -206,6 +234,27 @@ struct AuthAPITests {
         }
     }
 
+    @Test("the password length is that of its NFKC form, the form hashed: ligatures count as their letters, combining marks with theirs")
+    func passwordLengthAfterNormalisation() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            // "ﬃ" is one code point and three after NFKC ("ffi"); "e" + U+0301 two, and one ("é").
+            let ligatures = String(repeating: "\u{FB03}", count: 3)
+            let combining = String(repeating: "e\u{301}", count: 5)
+            let longLigatures = String(repeating: "\u{FB03}", count: 43)
+            #expect(ligatures.unicodeScalars.count == 3 && combining.unicodeScalars.count == 10 && longLigatures.unicodeScalars.count == 43)
+            #expect(try await api.signup("ligatures@example.com", ligatures).status == 201)
+            for (email, password) in [("combining@example.com", combining), ("long@example.com", longLigatures)] {
+                let response = try await api.signup(email, password)
+                #expect(response.status == 422, "\(email)")
+                #expect((response.json["fields"] as? [String: String])?["password"] == "Password must be between 8 and 128 characters.")
+            }
+            #expect(try await gatehouse.count("users") == 1)
+            // The hash is of the normalised form: either spelling logs in.
+            #expect(try await api.login("ligatures@example.com", "ffiffiffi").status == 200)
+            #expect(try await api.login("ligatures@example.com", ligatures).status == 200)
+        }
+    }
+
     @Test("signup with a taken email is 409 and changes nothing")
     func duplicateSignup() async throws {
         try await TestGatehouse.run { api, gatehouse in
@@ -247,6 +296,37 @@ struct AuthAPITests {
             let stored = try #require(try await gatehouse.store.loginCandidate(email: "o@example.com")?.passwordHash)
             #expect(stored.hasPrefix("$argon2id$v=19$m=1024,t=1,p=1$"))
             #expect(try await api.login("o@example.com", Self.password).status == 200)
+        }
+    }
+
+    @Test("an unknown email is verified against a dummy hash with the parameters most stored hashes have")
+    func dummyHashFollowsStoredHashes() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("gatehouse.sqlite")
+        // Three accounts created before `password.argon2` became the suite's cheap parameters.
+        let older = Argon2Parameters(memoryKiB: 2048, iterations: 1, parallelism: 1)
+        let old = try Argon2Hasher(parameters: older, workers: 1)
+        let stores = try GatehouseStores.open(TestGatehouse.configuration(in: directory) { _ in }, redis: false)
+        for index in 0..<3 {
+            _ = try await stores.store.createUser(email: "old\(index)@example.com", passwordHash: try await old.hash(Self.password), session: nil, client: .commandLine)
+        }
+        try await old.shutdown()
+        try await TestGatehouse.run(configure: { $0.database.path = path }) { api, gatehouse in
+            let hasher = gatehouse.dependencies.hasher
+            #expect(hasher.parameters != older)
+            // From the first request on, an unknown email costs what an account with the older hash costs.
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == older)
+            let unknown = try await api.login("nobody@example.com", Self.password)
+            #expect(unknown.status == 401)
+            // Once most hashes have the configured parameters, the next refresh follows them.
+            for index in 0..<4 {
+                let signup = try await api.signup("new\(index)@example.com", Self.password)
+                #expect(signup.status == 201)
+            }
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == older)
+            await DummyHashService(store: gatehouse.store, hasher: hasher, logger: gatehouse.logs.logger()).refresh()
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == hasher.parameters)
         }
     }
 

@@ -62,17 +62,33 @@ struct WebSocketProxyTests {
         }
     }
 
-    @Test("an upgrade without a session is refused before any relay (400, no upgrade), a public one needs none")
+    @Test("an upgrade without a session, or with a dead one, is refused before any relay with 401 and the JSON error body; a public one needs none")
     func policy() async throws {
         try await TestGatehouse.withUpstream { api, _, _ in
             let port = try #require((api as? SocketTarget)?.port)
             await #expect(throws: (any Error).self) {
                 _ = try await Self.exchange(port: port, path: "/app/ws", cookie: nil, messages: ["x"])
             }
-            let upgrade = try await api.request(.get, "/app/ws", headers: ["Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="])
-            // Hummingbird answers a refused upgrade with 400 and no body; nothing reaches the upstream.
-            #expect(upgrade.status == 400)
-            #expect(EchoedRequest(upgrade) == nil)
+            for cookie in ["", "Cookie: gatehouse_session=\(String(repeating: "A", count: 43))\r\n"] {
+                let response = try rawHTTP(
+                    port: port,
+                    "GET /app/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\(cookie)\r\n"
+                )
+                let end = try #require(response.range(of: "\r\n\r\n"))
+                let lines = response[..<end.lowerBound].split(separator: "\r\n").map { $0.lowercased() }
+                let body = String(response[end.upperBound...])
+                #expect(lines.first == "http/1.1 401 unauthorized")
+                #expect(lines.contains("content-type: application/json; charset=utf-8"))
+                #expect(lines.contains("content-length: \(body.utf8.count)"))
+                #expect(lines.contains { $0.hasPrefix("x-request-id: ") })
+                #expect(!lines.contains { $0.hasPrefix("upgrade:") || $0.hasPrefix("sec-websocket-accept:") })
+                // The body of any unauthenticated request (the upstream was not asked).
+                #expect(body == #"{"error":"unauthenticated","message":"Not logged in."}"#)
+            }
+            let plain = try await api.request(.get, "/app/ws")
+            #expect(plain.status == 401)
+            #expect(plain.body == #"{"error":"unauthenticated","message":"Not logged in."}"#)
             let received = try await Self.exchange(port: port, path: "/public/ws", cookie: nil, messages: ["open"])
             #expect(received.dropFirst().first == "open")
         }
@@ -123,11 +139,26 @@ struct WebSocketProxyTests {
                 let upgrade = try await api.request(.get, "/app/ws", cookie: token, headers: [
                     "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": origin,
                 ])
-                #expect(upgrade.status != 101 && upgrade.status != 200, "\(origin)")
+                #expect(upgrade.status == 403, "\(origin)")
+                #expect(upgrade.json["error"] as? String == "csrf", "\(origin)")
                 #expect(EchoedRequest(upgrade) == nil, "\(origin) reached the upstream")
             }
             // The WebSocket client sends `Origin: ws://127.0.0.1` of its own: the same site.
             #expect(try await Self.exchange(port: port, path: "/app/ws", cookie: token, messages: ["same"]).dropFirst().first == "same")
+        }
+    }
+
+    @Test("an upgrade to one of Gatehouse's own endpoints is refused with a JSON error body")
+    func ownEndpoint() async throws {
+        try await TestGatehouse.withUpstream { api, _, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let response = try rawHTTP(
+                port: port,
+                "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            #expect(response.hasPrefix("HTTP/1.1 400 "))
+            #expect(response.hasSuffix(#"{"error":"invalid_request","message":"WebSocket upgrades are accepted on proxied routes only."}"#))
         }
     }
 }

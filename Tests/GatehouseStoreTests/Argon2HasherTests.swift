@@ -42,6 +42,33 @@ struct Argon2HasherTests {
         try await current.shutdown()
     }
 
+    @Test("the dummy hash follows the parameters most stored hashes have; the configured ones on a tie or with none stored")
+    func dummyFollowsStoredHashes() async throws {
+        let older = Argon2Parameters(memoryKiB: 2048, iterations: 1, parallelism: 1)
+        let other = Argon2Parameters(memoryKiB: 1024, iterations: 2, parallelism: 1)
+        let hasher = try Argon2Hasher(parameters: Self.cheap, workers: 1)
+        #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == Self.cheap)
+        #expect(try await hasher.follow(stored: [older: 3, Self.cheap: 1]))
+        #expect(hasher.dummyParameters == older)
+        #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == older)
+        // Unchanged parameters make no new hash.
+        let followed = hasher.dummyHash
+        #expect(try await hasher.follow(stored: [older: 3, Self.cheap: 2]) == false)
+        #expect(hasher.dummyHash == followed)
+        #expect(try await hasher.follow(stored: [older: 3, Self.cheap: 3]))
+        #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == Self.cheap)
+        #expect(hasher.dummyParameters(for: [:]) == Self.cheap)
+        // Between other tied parameters every instance picks the same: the costliest.
+        #expect(hasher.dummyParameters(for: [other: 2, older: 2, Self.cheap: 1]) == older)
+        #expect(hasher.dummyParameters(for: [older: 2, other: 2]) == older)
+        // Parameters libargon2 refuses (or that do not fit its types) leave the dummy hash as it was.
+        for unusable in [Argon2Parameters(memoryKiB: 0, iterations: 0, parallelism: 0), Argon2Parameters(memoryKiB: 1 << 40, iterations: 1, parallelism: 1)] {
+            await #expect(throws: PasswordHasherError.self) { try await hasher.follow(stored: [unusable: 9]) }
+            #expect(Argon2Hasher.parameters(of: hasher.dummyHash) == Self.cheap)
+        }
+        try await hasher.shutdown()
+    }
+
     @Test("a full queue answers overloaded instead of waiting")
     func overloaded() async throws {
         let hasher = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1), workers: 1, queueLimit: 1)

@@ -42,6 +42,39 @@ struct SQLiteAuthStoreTests {
         }
     }
 
+    @Test("the database file, its -wal and its -shm are readable and writable by their owner only (0600)")
+    func ownerOnlyFiles() async throws {
+        try await withStore { store, database in
+            // A write: SQLite has created the -wal and -shm files by now, after the database file.
+            _ = try await store.createUser(email: "a@example.com", passwordHash: "h", session: newSession(.generate()), client: client)
+            for suffix in ["", "-wal", "-shm"] {
+                let attributes = try FileManager.default.attributesOfItem(atPath: database.path + suffix)
+                let mode = try #require(attributes[.posixPermissions] as? Int)
+                #expect(String(mode, radix: 8) == "600", "gatehouse.sqlite\(suffix)")
+            }
+        }
+    }
+
+    @Test("stored password hashes are counted by their Argon2id parameters, other kinds left out")
+    func passwordHashParameters() async throws {
+        try await withStore { store, _ in
+            let hashes = [
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0b3RoZXJzYQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$argon2i$v=19$m=4096,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+                "$2b$12$abcdefghijklmnopqrstuuQ9Ua6oH6eBk3MI7C2VhmgeUvgHZJ2m",
+            ]
+            for (index, hash) in hashes.enumerated() {
+                _ = try await store.createUser(email: "u\(index)@example.com", passwordHash: hash, session: nil, client: client)
+            }
+            #expect(try await store.passwordHashParameters() == [
+                Argon2Parameters(memoryKiB: 19456, iterations: 2, parallelism: 1): 2,
+                Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 4): 1,
+            ])
+        }
+    }
+
     @Test("sessions store only the SHA-256 of the token (I1)")
     func tokenHashOnly() async throws {
         try await withStore { store, database in

@@ -190,7 +190,7 @@ public struct SessionConfiguration: Sendable, Equatable {
 }
 
 /// Argon2id cost parameters.
-public struct Argon2Parameters: Sendable, Equatable {
+public struct Argon2Parameters: Sendable, Hashable {
     /// Memory cost in KiB.
     public var memoryKiB: Int
     /// Number of passes.

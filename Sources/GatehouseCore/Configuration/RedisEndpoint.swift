@@ -2,8 +2,9 @@ import Foundation
 
 /// Where Redis is and how to log in to it, parsed from `redis.url`.
 ///
-/// Has no `description` that shows the password: log ``redacted`` instead.
-public struct RedisEndpoint: Sendable, Equatable {
+/// Its `description` and `debugDescription` are ``redacted``: an endpoint interpolated into a
+/// log line, an error or a test failure never shows the password.
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     /// TCP host and port, or a Unix socket path.
     public enum Address: Sendable, Equatable {
         /// `host:port`.
@@ -69,4 +70,10 @@ public struct RedisEndpoint: Sendable, Equatable {
             return "unix:\(path)?db=\(database)"
         }
     }
+
+    /// ``redacted``.
+    public var description: String { redacted }
+
+    /// ``redacted``.
+    public var debugDescription: String { redacted }
 }

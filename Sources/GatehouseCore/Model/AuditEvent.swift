@@ -42,7 +42,8 @@ public struct AuditEvent: Sendable, Equatable {
     public var reason: String?
     /// The account concerned, when known.
     public var userId: String?
-    /// The email concerned, as given.
+    /// The email concerned, normalised; `nil` for a failed login whose email field did not
+    /// hold an address (it may have held the password).
     public var email: String?
     /// The public id of the session concerned.
     public var sessionId: String?

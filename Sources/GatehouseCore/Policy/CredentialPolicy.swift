@@ -35,9 +35,16 @@ public enum CredentialPolicy {
         return email
     }
 
-    /// Length of a password as people count it: Unicode code points.
+    /// The form of a password that is hashed and measured: Unicode NFKC (NIST SP 800-63B), so
+    /// that the same password typed on different keyboards is the same password.
+    public static func normalizedPassword(_ password: String) -> String {
+        password.precomposedStringWithCompatibilityMapping
+    }
+
+    /// Length of a password as people count it: the Unicode code points of its normalised
+    /// form, the one that is hashed (`ﬁ` counts two, `e` + combining acute one).
     public static func passwordLength(_ password: String) -> Int {
-        password.unicodeScalars.count
+        normalizedPassword(password).unicodeScalars.count
     }
 
     /// Whether a password's length is allowed.

@@ -63,13 +63,16 @@ struct AuthController: Sendable {
         // Unknown emails are checked against a dummy hash: the same work, the same time,
         // the same answer as a wrong password.
         let matches = try await hasher.verify(password, against: candidate?.passwordHash ?? hasher.dummyHash)
-        let auditedEmail = String((email ?? rawEmail.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()).prefix(320))
         guard let candidate, matches else {
-            try await store.recordLoginFailure(email: auditedEmail, userId: candidate?.user.id, reason: candidate == nil ? "unknown_email" : "wrong_password", client: client)
+            // Only a well-formed address is audited: what fails the check is often a password
+            // typed into the email field, and no password is ever stored (I1). The failure is
+            // recorded all the same, without an email.
+            let reason = email == nil ? "invalid_email" : candidate == nil ? "unknown_email" : "wrong_password"
+            try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: reason, client: client)
             throw AuthError.invalidCredentials
         }
         guard candidate.user.isActive else {
-            try await store.recordLoginFailure(email: auditedEmail, userId: candidate.user.id, reason: "user_disabled", client: client)
+            try await store.recordLoginFailure(email: email, userId: candidate.user.id, reason: "user_disabled", client: client)
             throw AuthError.invalidCredentials
         }
         // A hash made with older parameters is upgraded now that the password is known;

@@ -10,8 +10,9 @@ import NIOCore
 /// only when the route's policy allows it (a session for `auth: required`), then its
 /// messages are relayed to and from a WebSocket opened to the upstream with the same
 /// header rewriting as any proxied request (identity set, client copies removed).
-/// Anything not upgraded goes on as plain HTTP and gets the proxy's usual answer. A relay
-/// behind a session lasts only while the decision still admits that session.
+/// An upgrade refused gets the decision's answer, as any request would (``RefusedUpgradeHandler``):
+/// `401` with the JSON error body without a session. A relay behind a session lasts only
+/// while the decision still admits that session.
 struct WebSocketProxy: Sendable {
     let gateway: Gateway
     /// Largest message relayed either way.
@@ -30,8 +31,9 @@ struct WebSocketProxy: Sendable {
             connection: ConnectionFacts(peer: channel.remoteAddress?.ipAddress ?? "unknown", trustedProxies: gateway.configuration.trustedProxies),
             headers: head.headerFields, authority: head.authority
         )
-        // The gateway's decision, as for any request; only a forward is upgraded, everything
-        // else goes on as plain HTTP and gets the same decision's answer from the router.
+        // The gateway's decision, as for any request; only a forward is upgraded. Anything else
+        // gets the decision's answer (written by `RefusedUpgradeHandler` in place of
+        // Hummingbird's empty 400); Gatehouse's own endpoints, none a WebSocket, a 400.
         let pending: PendingDecision?
         let decision: GatewayDecision
         switch gateway.policy.examine(head, client: client) {
@@ -40,7 +42,14 @@ struct WebSocketProxy: Sendable {
         case .needsSession(let needed):
             (pending, decision) = (needed, needed.decide(await gateway.authenticator.answer(cookies: needed.cookies, logger: logger)))
         }
-        guard case .forward(let upstream) = decision else { return .dontUpgrade }
+        guard case .forward(let upstream) = decision else {
+            let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields) ?? GatewayAnswer(error: Self.notProxied, requestId: client.requestId)
+            let method = head.method
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(RefusedUpgradeHandler(answer: answer, method: method))
+            }.get()
+            return .dontUpgrade
+        }
         // The WebSocket client writes the handshake's own headers, and `Host` from the URL.
         let upstreamHeaders = HTTPFields(
             upstream.headers.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } }
@@ -96,6 +105,9 @@ struct WebSocketProxy: Sendable {
             }
         }
     }
+
+    /// An upgrade to one of Gatehouse's own endpoints, none of which is a WebSocket.
+    static let notProxied = AuthError(status: 400, code: "invalid_request", message: "WebSocket upgrades are accepted on proxied routes only.")
 
     static func frame(_ message: WebSocketMessage) -> WebSocketOutboundWriter.OutboundFrame {
         switch message {

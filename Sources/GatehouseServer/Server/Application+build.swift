@@ -61,11 +61,17 @@ public struct GatehouseDependencies: Sendable {
         return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
     }
 
+    /// What keeps the dummy hash for unknown emails following the stored hashes.
+    func dummyHashService(logger: Logger) -> DummyHashService {
+        DummyHashService(store: store, hasher: hasher, logger: logger)
+    }
+
     /// The services to run beside the HTTP server: purging, hashing, and the Redis cache.
     func services(logger: Logger) -> [any Service] {
         var services: [any Service] = [
             SessionPurgeService(store: store, interval: configuration.session.purgeInterval, logger: logger),
             HasherService(hasher: hasher),
+            dummyHashService(logger: logger),
         ]
         if let cache { services += [cache.redis, cache] }
         if let localCache { services.append(localCache) }
@@ -127,6 +133,9 @@ public func buildApplication(
         },
         logger: logger
     )
+    // Before listening, so that from the first login on an unknown email costs what most accounts' hashes cost.
+    let dummyHash = dependencies.dummyHashService(logger: logger)
+    application.beforeServerStarts { await dummyHash.refresh() }
     if let cache = dependencies.cache {
         // Listen once Redis is trusted (or known unusable): the first answers after startup
         // read Redis instead of sending every session to SQLite until the first round.

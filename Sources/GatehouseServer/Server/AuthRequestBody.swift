@@ -61,19 +61,20 @@ struct AuthRequestBody {
         return AuthRequestBody(fields: form.mapValues { .string($0) }, isForm: true)
     }
 
+    /// Parses a JSON body strictly (``JSONValue``): a trailing comma, a comment, a duplicate key
+    /// or bytes after the object are a malformed body, not a guess at what the client meant.
     static func parseJSON(_ bytes: [UInt8]) throws -> AuthRequestBody {
-        let object: Any
+        let value: JSONValue
         do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+            value = try JSONValue.parse(bytes)
         } catch {
-            throw AuthError.malformedBody("The body is not valid JSON.")
+            throw AuthError.malformedBody("The body is not valid JSON: \(error).")
         }
-        guard let dictionary = object as? [String: Any] else {
+        guard case .object(let members) = value else {
             throw AuthError.malformedBody("The body must be a JSON object.")
         }
-        return AuthRequestBody(fields: dictionary.mapValues { value in
-            // NSNumber bridges from strings never happen: only real JSON strings are strings.
-            if let string = value as? String { return .string(string) }
+        return AuthRequestBody(fields: members.mapValues { member in
+            if case .string(let string) = member { return .string(string) }
             return .other
         })
     }

@@ -286,15 +286,9 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// responses, with `Content-Length` and `Date`; no body for HEAD.
     func write(_ answer: GatewayAnswer, method: HTTPRequest.Method) {
         guard let http1 = http1Context else { return }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(answer.headers.count + 2)
-        for field in answer.headers { headers.add(name: field.name.rawName, value: field.value) }
-        headers.add(name: "Content-Length", value: String(answer.body.utf8.count))
-        headers.add(name: "Date", value: currentDate())
-        let status = HTTPResponseStatus(statusCode: answer.status)
-        http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if method != .head, !answer.body.isEmpty {
-            http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body)))), promise: nil)
+        http1.write(NIOAny(HTTPServerResponsePart.head(answer.http1Head(date: currentDate()))), promise: nil)
+        if let body = answer.http1Body(method: method) {
+            http1.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
         }
         http1.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
     }

@@ -37,7 +37,7 @@ public enum CacheEntryKey {
     /// Writes a new key beside `path` and links it into place; another process that got there
     /// first wins (`link` fails with EEXIST and its key is the one read).
     private static func create(_ path: String) throws {
-        let temporary = "\(path).\(getpid()).tmp"
+        let temporary = "\(path).\(getpid()).\(UUID().uuidString).tmp"
         let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw StoreError.io("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         defer { unlink(temporary) }

@@ -248,9 +248,10 @@ public final class CachedAuthStore: AuthStore, Service {
     // MARK: Reads and writes that do not involve the cache
 
     public func loginCandidate(email: String) async throws -> LoginCandidate? { try await sqlite.loginCandidate(email: email) }
-    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
         try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client)
     }
+    public func passwordHashParameters() async throws -> [Argon2Parameters: Int] { try await sqlite.passwordHashParameters() }
     public func listUsers() async throws -> [User] { try await sqlite.listUsers() }
     public func user(email: String) async throws -> User? { try await sqlite.user(email: email) }
     public func listSessions(userId: String?) async throws -> [Session] { try await sqlite.listSessions(userId: userId) }

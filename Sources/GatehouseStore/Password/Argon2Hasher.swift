@@ -25,10 +25,15 @@ public final class Argon2Hasher: Sendable {
     public let workers: Int
     /// Operations allowed to wait for a worker.
     public let queueLimit: Int
-    /// A hash of a random password, verified against when an email is unknown so that
-    /// the response takes as long as for a wrong password.
-    public let dummyHash: String
+    /// A hash of a random password, verified against when an email is unknown so that the
+    /// response takes as long as for a wrong password: made with the parameters most stored
+    /// hashes have (see ``follow(stored:)``), which after a change of the configured ones are
+    /// still the older ones until most accounts have logged in again.
+    public var dummyHash: String { dummy.withLockedValue { $0.hash } }
+    /// The parameters ``dummyHash`` was made with.
+    public var dummyParameters: Argon2Parameters { dummy.withLockedValue { $0.parameters } }
 
+    private let dummy: NIOLockedValueBox<(parameters: Argon2Parameters, hash: String)>
     private let pool: NIOThreadPool
     private let admitted = NIOLockedValueBox(0)
 
@@ -40,7 +45,7 @@ public final class Argon2Hasher: Sendable {
         self.parameters = parameters
         self.workers = workers > 0 ? workers : System.coreCount
         self.queueLimit = queueLimit
-        self.dummyHash = try Self.hashNow(Base64URL.encode(Self.randomBytes(24)), parameters: parameters)
+        self.dummy = NIOLockedValueBox((parameters, try Self.dummyHashNow(parameters)))
         self.pool = NIOThreadPool(numberOfThreads: self.workers)
         self.pool.start()
     }
@@ -59,6 +64,29 @@ public final class Argon2Hasher: Sendable {
     /// Checks a password against a PHC string; `false` for a mismatch or an unreadable hash.
     public func verify(_ password: String, against encoded: String) async throws -> Bool {
         try await run { Self.verifyNow(password, against: encoded) }
+    }
+
+    /// Makes ``dummyHash`` follow the stored hashes (counted by their parameters): a new one is
+    /// made, on the pool, when ``dummyParameters(for:)`` changes. Returns whether it changed.
+    @discardableResult
+    public func follow(stored: [Argon2Parameters: Int]) async throws -> Bool {
+        let wanted = dummyParameters(for: stored)
+        guard wanted != dummyParameters else { return false }
+        let hash = try await run { try Self.dummyHashNow(wanted) }
+        dummy.withLockedValue { $0 = (wanted, hash) }
+        return true
+    }
+
+    /// The parameters an unknown email's verification costs, given how many stored hashes have
+    /// each: those most of them have, so that it takes as long as most accounts' verification.
+    /// The configured parameters when nothing is stored or on a tie with them; among other
+    /// tied ones, the costliest (the same choice on every instance).
+    public func dummyParameters(for stored: [Argon2Parameters: Int]) -> Argon2Parameters {
+        let rank = { (entry: (key: Argon2Parameters, value: Int)) in
+            (entry.value, entry.key.memoryKiB, entry.key.iterations, entry.key.parallelism)
+        }
+        guard let most = stored.max(by: { rank($0) < rank($1) }), most.value > stored[parameters, default: 0] else { return parameters }
+        return most.key
     }
 
     /// Operations admitted now (running or waiting).
@@ -95,10 +123,10 @@ public final class Argon2Hasher: Sendable {
         return try await pool.runIfActive(body)
     }
 
+    /// The bytes hashed: the UTF-8 of the password's normalised form, the form whose length
+    /// ``CredentialPolicy`` checks.
     static func normalized(_ password: String) -> [UInt8] {
-        // NIST SP 800-63B: normalise Unicode (NFKC) so that the same password typed on
-        // different keyboards hashes the same.
-        Array(password.precomposedStringWithCompatibilityMapping.utf8)
+        Array(CredentialPolicy.normalizedPassword(password).utf8)
     }
 
     static func randomBytes(_ count: Int) -> [UInt8] {
@@ -106,12 +134,17 @@ public final class Argon2Hasher: Sendable {
         return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
+    /// A hash of a random password with `parameters`.
+    static func dummyHashNow(_ parameters: Argon2Parameters) throws -> String {
+        try hashNow(Base64URL.encode(randomBytes(24)), parameters: parameters)
+    }
+
     static func hashNow(_ password: String, parameters: Argon2Parameters) throws -> String {
         let passwordBytes = normalized(password)
         let salt = randomBytes(saltLength)
-        let t = UInt32(parameters.iterations)
-        let m = UInt32(parameters.memoryKiB)
-        let p = UInt32(parameters.parallelism)
+        // Parameters read from a stored hash may be anything: out of range is libargon2's error, not a trap.
+        guard let t = UInt32(exactly: parameters.iterations), let m = UInt32(exactly: parameters.memoryKiB), let p = UInt32(exactly: parameters.parallelism)
+        else { throw PasswordHasherError.argon2(code: ARGON2_INCORRECT_PARAMETER.rawValue) }
         let length = argon2_encodedlen(t, m, p, UInt32(saltLength), UInt32(hashLength), Argon2_id)
         var encoded = [CChar](repeating: 0, count: length + 1)
         let code = passwordBytes.withUnsafeBytes { passwordBuffer in

@@ -11,10 +11,13 @@ public final class GatehouseDatabase: Sendable {
 
     /// Opens (creating when missing) the database at `configuration.path`.
     ///
-    /// Does not migrate: call ``migrate()`` (as `serve` and `gatehouse migrate` do).
+    /// A database created here is readable and writable by its owner only (0600), and so are
+    /// its `-wal` and `-shm` files. Does not migrate: call ``migrate()`` (as `serve` and
+    /// `gatehouse migrate` do).
     public init(configuration: DatabaseConfiguration) throws {
         let url = URL(fileURLWithPath: configuration.path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Self.createOwnerOnly(configuration.path)
         var grdb = Configuration()
         // Another process holding the write lock makes us wait, not fail.
         grdb.busyMode = .timeout(configuration.busyTimeout.seconds)
@@ -23,6 +26,21 @@ public final class GatehouseDatabase: Sendable {
         // I6: a commit is on disk before the client hears of it. GRDB picks NORMAL for WAL
         // (durable across crashes, not power loss); the one writer connection is switched to FULL.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+    }
+
+    /// The file holds password hashes and session token hashes: it is created empty with mode
+    /// 0600 before SQLite opens it, which would create it 0644 (less the umask). SQLite gives
+    /// the `-wal` and `-shm` files it creates, whenever it does, the database file's mode, so
+    /// they are owner-only too. An existing file keeps the mode it has.
+    static func createOwnerOnly(_ path: String) throws {
+        let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            if errno == EEXIST { return }
+            throw StoreError.io("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        // The umask can only have taken bits away; a stricter one would leave the owner unable to write.
+        guard fchmod(descriptor, 0o600) == 0 else { throw StoreError.io("cannot set the mode of \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Applies every migration not yet applied; safe when several processes start at once.

@@ -60,10 +60,27 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func recordLoginFailure(email: String, userId: String?, reason: String, client: ClientInfo) async throws {
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
         try await database.write { db in
             try Self.audit(db, AuditEvent(at: Date(), kind: .login, outcome: .failure, reason: reason, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
         }
+    }
+
+    public func passwordHashParameters() async throws -> [Argon2Parameters: Int] {
+        let hash = UserRecord.Columns.passwordHash
+        // Hashes grouped by their PHC string up to the salt, `$argon2id$v=19$m=…,t=…,p=…`, whose
+        // parameters begin at the 16th character; one hash of each group is read for them. One
+        // pass over the table, for a service that asks every few minutes, never per request.
+        let settings = SQL("substr(\(hash), 1, 14 + instr(substr(\(hash), 16), '$'))").sqlExpression
+        let groups = try await database.pool.read { db in
+            try UserRecord.select([hash, count(hash)], as: Row.self).group(settings).fetchAll(db)
+        }
+        var counts: [Argon2Parameters: Int] = [:]
+        for group in groups {
+            guard let parameters = Argon2Hasher.parameters(of: group[0]) else { continue }
+            counts[parameters, default: 0] += group[1]
+        }
+        return counts
     }
 
     /// The session with this token hash and its user, as stored.
