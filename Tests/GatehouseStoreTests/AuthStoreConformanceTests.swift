@@ -233,3 +233,41 @@ struct AuthStoreConformanceTests {
     }
 
 }
+
+@Suite("The outbox's backlog belongs to the background")
+struct OutboxBacklogTests {
+    @Test("a logout writes its own tombstone and leaves a backlog of other revocations to the maintenance round")
+    func logoutAppliesOnlyItsOwn() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try GatehouseDatabase(configuration: DatabaseConfiguration(path: directory.file("db/gatehouse.sqlite")))
+        try database.migrate()
+        let sqlite = SQLiteAuthStore(database: database)
+        let redis = try await RedisServer()
+        defer { redis.shutdown() }
+        let client = RedisClient(endpoint: try #require(RedisEndpoint(redis.url())), timeout: .seconds(2), connections: 1, logger: Logger(label: "test"))
+        // No maintenance round runs: what gets applied is what the logout applies.
+        let cache = CachedAuthStore(sqlite: sqlite, redis: client, entryKey: SymmetricKey(size: .bits256), cacheTTL: .seconds(600), sessionLifetime: .seconds(86_400), logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await client.run() }
+            #expect(await client.awaitConnection(atMost: .seconds(5)))
+            let mine = SessionToken.generate()
+            let user = try await sqlite.createUser(email: "a@example.com", passwordHash: "h", session: newSession(mine), client: .commandLine)
+            // A backlog: 300 sessions revoked while Redis was not asked.
+            for _ in 0..<300 {
+                try await sqlite.recordLogin(user: user, session: newSession(SessionToken.generate()), replacing: [], upgradedPasswordHash: nil, client: .commandLine)
+            }
+            _ = try await sqlite.revokeSessions(.all, reason: "admin", client: .commandLine)
+            let mine2 = SessionToken.generate()
+            try await sqlite.recordLogin(user: user, session: newSession(mine2), replacing: [], upgradedPasswordHash: nil, client: .commandLine)
+            let backlog = try await sqlite.pendingInvalidations(limit: 1000).count
+            #expect(backlog == 301)
+            #expect(try await cache.logout(mine2.hash, client: .commandLine))
+            #expect(try redis.cli("GET", "gatehouse:session:" + mine2.hash.hex) == "revoked")
+            // Only its own row was added; none of the backlog was applied by the request.
+            #expect(try await sqlite.pendingInvalidations(limit: 1000).count == backlog + 1)
+            #expect(try redis.cli("DBSIZE") == "1")
+            group.cancelAll()
+        }
+    }
+}

@@ -34,7 +34,12 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// took: what is left over is the start of a pipelined next request, timed as a head.
     private var bytesAfterHead = 0
     private var bodyBytes = 0
-    private var timer: Scheduled<Void>?
+    /// When the connection is closed unless a request starts first; `nil` while one is in
+    /// progress. Requests only move it: the timer is scheduled when none is, and when it
+    /// fires early it schedules itself for the deadline, so a busy connection costs no timer
+    /// per request.
+    private var deadline: NIODeadline?
+    private var timerScheduled = false
     private var context: ChannelHandlerContext?
 
     init(limits: ClientConfiguration) {
@@ -47,7 +52,7 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
+        deadline = nil
         self.context = nil
     }
 
@@ -56,24 +61,18 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
             state = .awaitingHead(matched: 0)
             arm(limits.headerTimeout)
         }
-        let bytes = unwrapInboundIn(data).readableBytesView
+        let buffer = unwrapInboundIn(data)
         switch state {
-        case .awaitingHead(var matched):
-            let end = Array("\r\n\r\n".utf8)
-            var index = bytes.startIndex
-            while index < bytes.endIndex, matched < end.count {
-                let byte = bytes[index]
-                matched = byte == end[matched] ? matched + 1 : (byte == end[0] ? 1 : 0)
-                index = bytes.index(after: index)
-            }
-            if matched == end.count {
+        case .awaitingHead(let matchedBefore):
+            let (matched, remaining) = buffer.withUnsafeReadableBytes { Self.scanForHeadEnd($0, matched: matchedBefore) }
+            if matched == Self.headEnd.count {
                 requestStarted()
-                bytesAfterHead = bytes.distance(from: index, to: bytes.endIndex)
+                bytesAfterHead = remaining
             } else {
                 state = .awaitingHead(matched: matched)
             }
         case .inRequest:
-            bytesAfterHead += bytes.count
+            bytesAfterHead += buffer.readableBytes
         case .idle:
             break
         }
@@ -85,8 +84,27 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         state = .inRequest
         bytesAfterHead = 0
         bodyBytes = 0
-        timer?.cancel()
-        timer = nil
+        deadline = nil
+    }
+
+    static let headEnd: [UInt8] = Array("\r\n\r\n".utf8)
+
+    /// How much of CR LF CR LF has been seen once `bytes` follow `matched` bytes of it, and
+    /// how many bytes come after it when it is complete.
+    static func scanForHeadEnd(_ bytes: UnsafeRawBufferPointer, matched: Int) -> (matched: Int, remaining: Int) {
+        var matched = matched
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if byte == headEnd[matched] {
+                matched += 1
+                if matched == 4 { return (4, bytes.count - index) }
+            } else {
+                matched = byte == 0x0D ? 1 : 0
+            }
+        }
+        return (matched, 0)
     }
 
     /// The HTTP decoder has produced a head: the one this handler saw end (nothing to do), or
@@ -114,18 +132,26 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func arm(_ timeout: Duration) {
-        timer?.cancel()
-        guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) {
-            loopBound.value.expire()
-        }
+        let due = NIODeadline.now() + .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)
+        deadline = due
+        if !timerScheduled { schedule(at: due) }
     }
 
-    private func expire() {
-        timer = nil
-        if case .inRequest = state { return }
-        context?.close(promise: nil)
+    private func schedule(at due: NIODeadline) {
+        guard let context else { return }
+        timerScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: due) { loopBound.value.check() }
+    }
+
+    private func check() {
+        timerScheduled = false
+        guard let deadline, context != nil else { return }
+        if deadline <= .now() {
+            context?.close(promise: nil)
+        } else {
+            schedule(at: deadline)
+        }
     }
 }
 

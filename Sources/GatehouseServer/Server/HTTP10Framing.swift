@@ -29,8 +29,9 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler {
     private var requests = CircularBuffer<Framing>()
     /// Whether the response being written ends the connection.
     private var closeAfterResponse = false
-    /// The connection's timers, told of each request's start and each response's end.
-    private weak var connectionGuard: ClientConnectionGuard?
+    /// The connection's timers, told of each request's start and each response's end (it
+    /// lives as long as the connection and holds nothing of this handler).
+    private var connectionGuard: ClientConnectionGuard?
 
     func handlerAdded(context: ChannelHandlerContext) {
         connectionGuard = try? context.pipeline.syncOperations.handler(type: ClientConnectionGuard.self)
