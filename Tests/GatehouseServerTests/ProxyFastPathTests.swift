@@ -367,9 +367,9 @@ struct ProxyHeaderRuleTests {
     }
 }
 
-/// A plain HTTP/1.1 upstream that answers the first request on each connection (kept alive)
-/// and closes the connection when a second one arrives on it.
-final class ClosingUpstream: Sendable {
+/// A test upstream on a free loopback port whose connections run the handlers `configure`
+/// adds; it counts the connections it accepted.
+final class ScriptedUpstream: Sendable {
     let port: Int
     let connections: NIOLockedValueBox<Int>
     private let channel: any Channel
@@ -380,23 +380,31 @@ final class ClosingUpstream: Sendable {
         self.connections = connections
     }
 
-    static func start() async throws -> ClosingUpstream {
+    static func start(_ configure: @escaping @Sendable (any Channel) throws -> Void) async throws -> ScriptedUpstream {
         let connections = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 connections.withLockedValue { $0 += 1 }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AnswerOnce())
-                }
+                return channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return ClosingUpstream(port: channel.localAddress?.port ?? 0, channel: channel, connections: connections)
+        return ScriptedUpstream(port: channel.localAddress?.port ?? 0, channel: channel, connections: connections)
     }
 
     func stop() {
         channel.close(promise: nil)
+    }
+}
+
+/// A plain HTTP/1.1 upstream that answers the first request on each connection (kept alive)
+/// and closes the connection when a second one arrives on it.
+enum ClosingUpstream {
+    static func start() async throws -> ScriptedUpstream {
+        try await ScriptedUpstream.start { channel in
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+            try channel.pipeline.syncOperations.addHandler(AnswerOnce())
+        }
     }
 
     private final class AnswerOnce: ChannelInboundHandler {
@@ -423,34 +431,12 @@ final class ClosingUpstream: Sendable {
 /// `Content-Length` and no body, then, on the next request of that connection, sends those
 /// bytes first: a whole response of its own (`SMUGGLED`), then the genuine one. Any other
 /// first request of a connection is answered `genuine`.
-final class DesyncUpstream: Sendable {
-    let port: Int
-    let connections: NIOLockedValueBox<Int>
-    private let channel: any Channel
-
-    private init(port: Int, channel: any Channel, connections: NIOLockedValueBox<Int>) {
-        self.port = port
-        self.channel = channel
-        self.connections = connections
-    }
-
+enum DesyncUpstream {
     static let smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
     static let genuine = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ngenuine"
 
-    static func start() async throws -> DesyncUpstream {
-        let connections = NIOLockedValueBox(0)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                connections.withLockedValue { $0 += 1 }
-                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Answer()) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return DesyncUpstream(port: channel.localAddress?.port ?? 0, channel: channel, connections: connections)
-    }
-
-    func stop() {
-        channel.close(promise: nil)
+    static func start() async throws -> ScriptedUpstream {
+        try await ScriptedUpstream.start { channel in try channel.pipeline.syncOperations.addHandler(Answer()) }
     }
 
     private final class Answer: ChannelInboundHandler {
