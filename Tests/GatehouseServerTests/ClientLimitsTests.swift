@@ -61,6 +61,27 @@ struct ClientLimitsTests {
         }
     }
 
+    @Test("pipelined requests answered in full leave a kept-alive connection to client.idle_timeout, not to the header timeout")
+    func pipelinedThenIdle() async throws {
+        try await TestGatehouse.run(.live, configure: {
+            $0.client.headerTimeout = .seconds(1)
+            $0.client.idleTimeout = .seconds(60)
+        }) { api, _ in
+            let port = try #require((api as? SocketTarget)?.port)
+            let connection = try KeepAliveConnection(port: port)
+            let statuses = try await onThread { () -> [Int] in
+                try connection.write(String(repeating: "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", count: 2))
+                let first = try connection.readResponse().status
+                let second = try connection.readResponse().status
+                // Quiet for longer than the header timeout, well within the idle timeout.
+                Thread.sleep(forTimeInterval: 3)
+                try connection.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                return [first, second, try connection.readResponse().status]
+            }
+            #expect(statuses == [200, 200, 200])
+        }
+    }
+
     @Test("a connection with no request in progress for client.idle_timeout is closed; a WebSocket is a request in progress")
     func idleTimeout() async throws {
         try await TestGatehouse.withUpstream(configure: { $0.client.idleTimeout = .seconds(1) }) { api, _, _ in

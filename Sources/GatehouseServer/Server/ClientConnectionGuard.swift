@@ -34,6 +34,10 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// took: what is left over is the start of a pipelined next request, timed as a head.
     private var bytesAfterHead = 0
     private var bodyBytes = 0
+    /// Heads whose end this handler found, and heads the HTTP decoder produced: a decoded
+    /// head beyond those found is a pipelined one that came with the bytes after a head.
+    private var headsEnded = 0
+    private var headsDecoded = 0
     /// When the connection is closed unless a request starts first; `nil` while one is in
     /// progress. Requests only move it: the timer is scheduled when none is, and when it
     /// fires early it schedules itself for the deadline, so a busy connection costs no timer
@@ -81,6 +85,7 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
 
     /// A request's head has ended.
     private func requestStarted() {
+        headsEnded = max(headsEnded + 1, headsDecoded)
         state = .inRequest
         bytesAfterHead = 0
         bodyBytes = 0
@@ -110,8 +115,13 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// The HTTP decoder has produced a head: the one this handler saw end (nothing to do), or
     /// a pipelined one whose bytes came during the previous request.
     func headDecoded() {
-        guard case .inRequest = state else { return requestStarted() }
-        bodyBytes = 0
+        headsDecoded += 1
+        if headsDecoded > headsEnded {
+            // Pipelined: its bytes were counted after the previous head; they are this one's.
+            requestStarted()
+        } else {
+            bodyBytes = 0
+        }
     }
 
     /// `count` bytes of the current request's body have been decoded.

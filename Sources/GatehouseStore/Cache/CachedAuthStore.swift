@@ -269,6 +269,12 @@ public final class CachedAuthStore: AuthStore, Service {
     func applyOwn(tokenHashes: [String] = [], users: [String] = []) async {
         do {
             try await tombstone(tokenHashes: tokenHashes, users: users)
+            // Redis queues the invalidation pushes for the in-process caches while it writes
+            // the tombstones, and sends them at the end of that pass, possibly after this
+            // reply. A command sent only now is answered in a later pass: when its reply
+            // arrives, every instance's push is on its way before the revocation returns, so
+            // a request that follows the revocation finds it applied (I3).
+            _ = try await redis.send("PING")
         } catch {
             distrust("invalidations not applied: \(error)")
         }
