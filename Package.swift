@@ -47,6 +47,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            resources: [.copy("Resources/common-passwords.txt"), .copy("Resources/LICENSE-common-passwords.txt")],
             swiftSettings: swiftSettings
         ),
         // SQLite (GRDB) repositories and migrations, the Argon2 hasher, the Redis client.

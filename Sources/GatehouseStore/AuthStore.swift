@@ -69,10 +69,28 @@ public protocol AuthStore: Sendable {
     /// Records a successful login: the new session, the revocation of every session cookie the
     /// client came with (no fixation, even with several cookies of the name), an upgraded
     /// password hash if any, and the audit event.
-    func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws
+    /// `bucket`'s failures are forgotten: a success starts its count afresh.
+    func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo, clearing bucket: LoginBucket?) async throws
 
-    /// Records a refused login; `email` is `nil` when what was typed is not an address.
-    func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws
+    /// Records a refused login; `email` is `nil` when what was typed is not an address. With
+    /// `counting`, the failure is counted in its bucket in the same transaction, and the bucket
+    /// locked when the count reaches `max_failures`; returns until when it is locked, if this
+    /// failure locked it.
+    @discardableResult
+    func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo, counting: LoginFailureCount?) async throws -> Date?
+
+    /// Until when a bucket's logins are locked, or `nil`.
+    func loginLock(_ bucket: LoginBucket, now: Date) async throws -> Date?
+
+    /// Whether `address` logged in to the account successfully at or after `since`.
+    func hasLoggedIn(userId: String, from address: String, since: Date) async throws -> Bool
+
+    /// Lifts every login lock and failure count of an email (`gatehouse user unlock`), audited;
+    /// returns how many buckets were locked.
+    func unlockLogins(email: String, client: ClientInfo) async throws -> Int
+
+    /// Appends one event to the audit log (refusals that change nothing else).
+    func audit(_ event: AuditEvent) async throws
 
     /// How many stored password hashes have each set of Argon2id parameters (hashes of another
     /// kind are not counted): what the dummy hash verified for unknown emails follows.
@@ -110,6 +128,32 @@ public protocol AuthStore: Sendable {
 
     /// Throws when the store cannot serve.
     func ping() async throws
+}
+
+extension AuthStore {
+    /// ``recordLogin(user:session:replacing:upgradedPasswordHash:client:clearing:)`` with no failures to forget.
+    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
+        try await recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client, clearing: nil)
+    }
+
+    /// ``recordLoginFailure(email:userId:reason:client:counting:)`` without counting.
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
+        try await recordLoginFailure(email: email, userId: userId, reason: reason, client: client, counting: nil)
+    }
+}
+
+/// A failed login to count towards `abuse.lockout`.
+public struct LoginFailureCount: Sendable {
+    /// Where it is counted.
+    public var bucket: LoginBucket
+    /// The lockout policy.
+    public var lockout: LockoutConfiguration
+
+    /// Creates a count.
+    public init(bucket: LoginBucket, lockout: LockoutConfiguration) {
+        self.bucket = bucket
+        self.lockout = lockout
+    }
 }
 
 /// A session about to be created: the hash of a fresh token and its times.

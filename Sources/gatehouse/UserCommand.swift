@@ -8,7 +8,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage accounts.",
-        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self]
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self, Unlock.self]
     )
 
     struct EmailArgument: ParsableArguments {
@@ -33,7 +33,7 @@ struct UserCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let email = try account.normalized
                 let password = try readPassword()
-                guard CredentialPolicy.isAcceptablePassword(password) else { throw CLIError(message: CredentialPolicy.passwordLengthMessage) }
+                if let problem = CredentialPolicy.passwordProblem(password, email: email) { throw CLIError(message: problem.message) }
                 let dependencies = try openForCommand(options)
                 let parameters = dependencies.configuration.password.argon2
                 let hasher = try Argon2Hasher(parameters: parameters, workers: 1, queueLimit: 1)
@@ -45,6 +45,21 @@ struct UserCommand: AsyncParsableCommand {
                 } catch AuthStoreError.emailTaken {
                     throw CLIError(message: "\(email) already has an account")
                 }
+            }
+        }
+    }
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift the login lockout of an account (abuse.lockout), from every address.")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let dependencies = try openForCommand(options)
+                let locked = try await dependencies.store.unlockLogins(email: email, client: .commandLine)
+                emit(locked == 0 ? "\(email) was not locked; its failed-login counts are cleared" : "unlocked \(email)")
             }
         }
     }

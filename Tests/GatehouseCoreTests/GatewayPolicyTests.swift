@@ -217,7 +217,7 @@ struct CrossSiteUpgradeTests {
         let facts = ConnectionFacts(peer: "192.0.2.1", trustedProxies: [])
         func crossSite(_ host: String, _ origins: [String], websocket: Bool = true) -> Bool {
             let request = Self.upgrade(host: host, origins: origins, websocket: websocket)
-            return GatewayPolicy.isCrossSiteUpgrade(request, client: ForwardingContext(connection: facts, headers: request.headerFields, authority: host))
+            return GatewayPolicy(configuration: GatehouseConfiguration()).isCrossSiteUpgrade(request, client: ForwardingContext(connection: facts, headers: request.headerFields, authority: host))
         }
         #expect(!crossSite("app.example.com", []))
         #expect(!crossSite("app.example.com", ["https://app.example.com"]))
@@ -227,5 +227,78 @@ struct CrossSiteUpgradeTests {
         #expect(crossSite("app.example.com", ["https://app.example.com.evil.example"]))
         #expect(crossSite("app.example.com", ["https://app.example.com", "https://evil.example"]))
         #expect(!crossSite("app.example.com", ["https://evil.example"], websocket: false))
+    }
+}
+
+@Suite("Cross-site state changes (SPEC §2.4)")
+struct CrossSitePolicyTests {
+    static func fields(origin: String? = nil, site: String? = nil) -> HTTPFields {
+        var fields = HTTPFields()
+        if let origin { fields[.origin] = origin }
+        if let site { fields[.secFetchSite] = site }
+        return fields
+    }
+
+    @Test("without public_url the Origin's host must be the request's; Sec-Fetch-Site cross-site, null and several origins are refused; neither header passes")
+    func byHost() {
+        let policy = CrossSitePolicy(publicURL: "", allowedOrigins: [])
+        #expect(!policy.isCrossSite(Self.fields(), host: "app.example.com"))
+        #expect(!policy.isCrossSite(Self.fields(origin: "https://app.example.com"), host: "app.example.com"))
+        #expect(!policy.isCrossSite(Self.fields(origin: "http://app.example.com:8080"), host: "app.example.com:8080"))
+        #expect(!policy.isCrossSite(Self.fields(site: "same-origin"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "https://evil.example"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "null"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "https://app.example.com, https://evil.example"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(site: "cross-site"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "https://app.example.com", site: "cross-site"), host: "app.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "https://app.example.com"), host: nil))
+    }
+
+    @Test("public_url pins scheme, host and port; allowed_origins adds others, normalised as browsers send them")
+    func byPublicURL() {
+        let policy = CrossSitePolicy(publicURL: "https://Auth.Example.com/", allowedOrigins: ["https://spa.example.net:443", "http://localhost:3000"])
+        #expect(policy.ownOrigin == "https://auth.example.com")
+        #expect(!policy.isCrossSite(Self.fields(origin: "https://auth.example.com"), host: "anything"))
+        #expect(policy.isCrossSite(Self.fields(origin: "http://auth.example.com"), host: "auth.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "https://auth.example.com:8443"), host: "auth.example.com"))
+        #expect(!policy.isCrossSite(Self.fields(origin: "https://spa.example.net"), host: "auth.example.com"))
+        #expect(!policy.isCrossSite(Self.fields(origin: "http://localhost:3000"), host: "auth.example.com"))
+        #expect(policy.isCrossSite(Self.fields(origin: "http://localhost:3001"), host: "auth.example.com"))
+    }
+
+    @Test("only state changes are checked: GET, HEAD, OPTIONS and TRACE are not")
+    func methods() {
+        #expect(!CrossSitePolicy.changesState(.get))
+        #expect(!CrossSitePolicy.changesState(.head))
+        #expect(!CrossSitePolicy.changesState(.options))
+        for method in [HTTPRequest.Method.post, .put, .patch, .delete, HTTPRequest.Method("PROPPATCH")!] { #expect(CrossSitePolicy.changesState(method)) }
+    }
+
+    @Test("a cross-site POST to an auth: required route is refused before any session lookup; csrf: off and auth: none routes pass it on")
+    func routes() throws {
+        var configuration = GatehouseConfiguration()
+        configuration.upstreams = ["app": try #require(UpstreamTarget("http://127.0.0.1:3000"))]
+        configuration.routes = [
+            RouteConfiguration(prefix: "/api/", upstream: "app", auth: .required, csrf: false),
+            RouteConfiguration(prefix: "/public/", upstream: "app", auth: .none),
+            RouteConfiguration(prefix: "/", upstream: "app", auth: .required),
+        ]
+        let policy = GatewayPolicy(configuration: configuration)
+        let facts = ConnectionFacts(peer: "192.0.2.1", trustedProxies: [])
+        func step(_ method: HTTPRequest.Method, _ path: String, origin: String) -> GatewayStep {
+            let fields = Self.fields(origin: origin)
+            let request = HTTPRequest(method: method, scheme: nil, authority: "app.example.com", path: path, headerFields: fields)
+            return policy.examine(request, client: ForwardingContext(connection: facts, headers: fields, authority: "app.example.com"))
+        }
+        func refused(_ step: GatewayStep) -> Bool {
+            if case .decided(.forbidden(let error)) = step { return error == .crossSite }
+            return false
+        }
+        #expect(refused(step(.post, "/account/delete", origin: "https://evil.example")))
+        #expect(refused(step(.delete, "/account", origin: "https://evil.example")))
+        #expect(!refused(step(.post, "/account/delete", origin: "https://app.example.com")))
+        #expect(!refused(step(.get, "/account", origin: "https://evil.example")))
+        #expect(!refused(step(.post, "/api/hook", origin: "https://evil.example")))
+        #expect(!refused(step(.post, "/public/form", origin: "https://evil.example")))
     }
 }

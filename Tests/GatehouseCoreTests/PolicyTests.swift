@@ -126,7 +126,11 @@ struct CookieHeaderTests {
     @Test("the session cookie carries HttpOnly, SameSite=Lax, Path=/, Secure and Max-Age")
     func attributes() {
         let secure = CookieHeader.sessionCookie(CookieConfiguration(), value: "v", maxAge: .seconds(86400))
-        #expect(secure == "gatehouse_session=v; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax; Secure")
+        // Secure, host-only, Path=/: the __Host- prefix, which browsers accept only on such a cookie.
+        #expect(secure == "__Host-gatehouse_session=v; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax; Secure")
+        #expect(CookieConfiguration(name: "__Host-s").effectiveName == "__Host-s")
+        #expect(CookieConfiguration(name: "s", secure: true, domain: "example.com").effectiveName == "s")
+        #expect(CookieConfiguration(name: "s", secure: false).effectiveName == "s")
         let plain = CookieHeader.clearingCookie(CookieConfiguration(name: "s", secure: false, domain: "example.com"))
         #expect(plain == "s=; Max-Age=0; Path=/; Domain=example.com; HttpOnly; SameSite=Lax")
     }

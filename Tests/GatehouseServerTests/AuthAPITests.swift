@@ -12,7 +12,7 @@ struct AuthAPITests {
 
     @Test("signup answers 201 with the user and a session cookie", arguments: Transport.allCases)
     func signup(transport: Transport) async throws {
-        try await TestGatehouse.run(transport) { api, gatehouse in
+        try await TestGatehouse.run(transport, configure: { $0.cookie.secure = true }) { api, gatehouse in
             let response = try await api.signup("  Alice@Example.COM ", Self.password)
             #expect(response.status == 201)
             let json = response.json
@@ -23,11 +23,15 @@ struct AuthAPITests {
             #expect((json["created_at"] as? String)?.hasSuffix("Z") == true)
             #expect(Set(json.keys) == ["id", "email", "created_at", "email_verified", "mfa_enabled"])
             let cookie = try #require(response.setCookies.first)
-            let token = try #require(response.sessionToken())
+            let token = try #require(response.sessionToken(name: "__Host-gatehouse_session"))
             #expect(token.count == 43)
-            #expect(cookie == "gatehouse_session=\(token); Max-Age=86400; Path=/; HttpOnly; SameSite=Lax; Secure")
+            // Secure, host-only, Path=/: the cookie is named with the __Host- prefix, so no
+            // sibling subdomain and no plain-HTTP page can plant one (cookie tossing).
+            #expect(cookie == "__Host-gatehouse_session=\(token); Max-Age=86400; Path=/; HttpOnly; SameSite=Lax; Secure")
             #expect(response.headers[.contentType] == "application/json; charset=utf-8")
-            let me = try await api.get("/auth/me", cookie: token)
+            // Only the prefixed name counts: a cookie called gatehouse_session is someone else's.
+            #expect(try await api.get("/auth/me", cookie: token).status == 401)
+            let me = try await api.send(.get, "/auth/me", headers: [.cookie: "__Host-gatehouse_session=\(token)"], body: nil)
             #expect(me.status == 200)
             #expect(me.body == response.body)
             #expect(try await gatehouse.counts() == [1, 1, 1])
@@ -132,7 +136,7 @@ struct AuthAPITests {
             let logout = try await api.logout(cookie: token)
             #expect(logout.status == 200)
             #expect(logout.body == #"{"message":"Logged out."}"#)
-            #expect(logout.setCookies == ["gatehouse_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Secure"])
+            #expect(logout.setCookies == ["gatehouse_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"])
             // The browser may keep sending the old value: the server no longer accepts it.
             #expect(try await api.get("/auth/me", cookie: token).status == 401)
             #expect(try await gatehouse.count("sessions") == 0)
@@ -218,10 +222,37 @@ struct AuthAPITests {
         }
     }
 
+    @Test("a common leaked password, the email or its local part is refused with 422 and audited, in any case; the bundled list has 100,000 entries")
+    func passwordPolicy() async throws {
+        try await TestGatehouse.run { api, gatehouse in
+            let common = "common"
+            for (email, password, message) in [
+                ("p1@example.com", "password123", common), ("p2@example.com", "PassWord123", common), ("p3@example.com", "iloveyou1", common),
+                ("p4@example.com", "p4@example.com", "email"), ("jonathan.smith@example.com", "Jonathan.Smith", "email"),
+            ] {
+                let response = try await api.signup(email, password)
+                #expect(response.status == 422, "\(password)")
+                #expect(response.json["error"] as? String == "validation_error")
+                #expect((response.json["fields"] as? [String: String])?["password"]?.contains(message) == true, "\(password)")
+            }
+            #expect(try await gatehouse.count("users") == 0)
+            let refusals = try await gatehouse.store.auditEvents(AuditQuery()).filter { $0.kind == .signup && $0.outcome == .failure }
+            #expect(refusals.compactMap(\.reason).sorted() == ["common_password", "common_password", "common_password", "contains_email", "contains_email"])
+            // A passphrase of common words is fine: no composition rules (NIST SP 800-63B).
+            #expect(try await api.signup("p5@example.com", "correct horse battery staple").status == 201)
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let bundled = try String(contentsOf: root.appendingPathComponent("Sources/GatehouseCore/Resources/common-passwords.txt"), encoding: .utf8)
+        #expect(Set(bundled.split(separator: "\n")).count == 100_000)
+        // What is kept: the entries a password could be (8–128 characters), folded.
+        #expect(CommonPasswords.shared.count > 30_000)
+        #expect(CommonPasswords.shared.contains("password123"))
+    }
+
     @Test("passwords of 8 and 128 characters are accepted, 7 and 129 refused with 422")
     func passwordBounds() async throws {
         try await TestGatehouse.run { api, gatehouse in
-            #expect(try await api.signup("m8@example.com", String(repeating: "a", count: 8)).status == 201)
+            #expect(try await api.signup("m8@example.com", "kq7#vZp2").status == 201)
             #expect(try await api.signup("m128@example.com", String(repeating: "a", count: 128)).status == 201)
             for length in [0, 7, 129, 1000] {
                 let response = try await api.signup("m\(length)@example.com", String(repeating: "a", count: length))

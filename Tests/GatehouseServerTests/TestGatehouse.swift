@@ -32,6 +32,11 @@ struct TestGatehouse {
         configuration.password.argon2 = Argon2Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
         configuration.password.workers = 2
         configuration.session.purgeInterval = .seconds(3600)
+        // Off unless a test turns them on: suites log in many times from one address.
+        configuration.abuse = .off
+        // The cookie as over plain HTTP (`gatehouse_session`); tests of `Secure` and of the
+        // `__Host-` name it then gets turn it on.
+        configuration.cookie.secure = false
         configure(&configuration)
         return configuration
     }

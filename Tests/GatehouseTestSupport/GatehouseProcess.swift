@@ -146,6 +146,15 @@ public func writeTestConfiguration(in directory: TemporaryDirectory, extra: Stri
           secure: false
         password:
           argon2: {memory_kib: 1024, iterations: 1, parallelism: 1}
+        # Off unless a test turns one on (GATEHOUSE_ABUSE_*): suites log in many times from one address.
+        abuse:
+          login_per_ip: 0
+          login_per_account: 0
+          signup_per_ip: 0
+          forgot_per_ip: 0
+          forgot_per_account: 0
+          mfa_per_account: 0
+          lockout: {max_failures: 0}
         log:
           level: trace
         \(extra)

@@ -25,9 +25,21 @@ extension ConfigurationKey {
         .scalar("password.argon2.parallelism", \.password.argon2.parallelism, .integer(1...64), "Argon2id lanes for new hashes"),
         .scalar("password.workers", \.password.workers, .integer(0...256), "hashing threads; 0 = one per core"),
         .scalar("password.queue_limit", \.password.queueLimit, .integer(0...100_000), "hashes that may wait for a thread before 503"),
+        .scalar("password.max_wait", \.password.maxWait, .duration(positive: true), "a hash expected to wait longer for a thread is refused with 503 at once"),
         .scalar("login_url", \.loginURL, .loginURL, "where unauthenticated browsers are sent"),
         .list("allowed_redirect_hosts", \.allowedRedirectHosts, of: .host, "hosts that absolute rd targets may point at"),
         .list("trusted_proxies", \.trustedProxies, of: .cidr, "peers whose X-Forwarded-* and X-Original-URL are believed"),
+        .scalar("public_url", \.publicURL, .publicURL, "Gatehouse's own origin: base of mailed links and of the cross-site check; empty = the request's host"),
+        .list("allowed_origins", \.allowedOrigins, of: .origin, "other origins trusted for cookie-authenticated state changes"),
+        .scalar("abuse.login_per_ip", \.abuse.loginPerIP, .rateLimit, "login attempts per client IP"),
+        .scalar("abuse.login_per_account", \.abuse.loginPerAccount, .rateLimit, "login attempts per account (and per address that logged in to it before)"),
+        .scalar("abuse.signup_per_ip", \.abuse.signupPerIP, .rateLimit, "signups per client IP"),
+        .scalar("abuse.forgot_per_ip", \.abuse.forgotPerIP, .rateLimit, "password-reset requests per client IP"),
+        .scalar("abuse.forgot_per_account", \.abuse.forgotPerAccount, .rateLimit, "password-reset requests per account"),
+        .scalar("abuse.mfa_per_account", \.abuse.mfaPerAccount, .rateLimit, "second-factor attempts per account"),
+        .scalar("abuse.lockout.max_failures", \.abuse.lockout.maxFailures, .integer(0...1_000_000), "failed logins within the window that lock; 0 = no lockout"),
+        .scalar("abuse.lockout.window", \.abuse.lockout.window, .duration(positive: true), "how far back failed logins are counted"),
+        .scalar("abuse.lockout.ban", \.abuse.lockout.ban, .duration(positive: true), "how long a lock lasts"),
         .scalar("proxy.connect_timeout", \.proxy.connectTimeout, .duration(positive: true), "connecting to an upstream; past it 502"),
         .scalar("proxy.response_timeout", \.proxy.responseTimeout, .duration(positive: true), "waiting for an upstream's response head; past it 504"),
         .scalar("proxy.idle_timeout", \.proxy.idleTimeout, .duration(positive: true), "no response bytes from the upstream this long closes the connection"),
@@ -61,7 +73,7 @@ extension ConfigurationKey {
 
     /// `routes`: the route table, each entry a mapping of its own fields.
     static let routes = ConfigurationKey(
-        path: "routes", type: "list of {prefix, upstream, auth, host, strip_prefix}", summary: "the route table; the longest prefix wins",
+        path: "routes", type: "list of {prefix, upstream, auth, host, strip_prefix, csrf}", summary: "the route table; the longest prefix wins",
         environmentForm: .none, isSecret: false,
         decode: { node, key, configuration in
             guard case .sequence(let items) = node else { throw ConfigurationError(key: key, message: "expected a list") }
@@ -81,8 +93,9 @@ extension RouteConfiguration {
         let auth = try route.read("auth", ScalarFormat<RouteAuth>.choice) ?? .required
         let host = try route.read("host", ScalarFormat<String>.text()) ?? ""
         let stripPrefix = try route.read("strip_prefix", ScalarFormat<Bool>.boolean) ?? false
+        let csrf = try route.read("csrf", ScalarFormat<Bool>.boolean) ?? true
         try route.finish()
-        self.init(prefix: prefix, host: host.isEmpty ? nil : host.lowercased(), upstream: upstream, auth: auth, stripPrefix: stripPrefix)
+        self.init(prefix: prefix, host: host.isEmpty ? nil : host.lowercased(), upstream: upstream, auth: auth, stripPrefix: stripPrefix, csrf: csrf)
     }
 
     /// The entry as a YAML flow mapping.
@@ -90,7 +103,18 @@ extension RouteConfiguration {
         var fields = ["prefix: \(prefix)", "upstream: \(upstream)", "auth: \(auth.rawValue)"]
         if let host { fields.append("host: \(host)") }
         if stripPrefix { fields.append("strip_prefix: true") }
+        if !csrf { fields.append("csrf: off") }
         return "{" + fields.joined(separator: ", ") + "}"
+    }
+}
+
+extension ScalarFormat where Value == RateLimit? {
+    /// `N/duration`, or `0` for no limit.
+    static var rateLimit: ScalarFormat {
+        ScalarFormat(name: "N/duration or 0", parse: { text in
+            guard let limit = RateLimit.parse(text) else { throw InvalidValue(message: "expected N/duration such as 20/1m, or 0 for no limit") }
+            return limit
+        }, format: { $0?.description ?? "0" })
     }
 }
 
@@ -129,6 +153,21 @@ extension ScalarFormat where Value == String {
     /// An RFC 7230 token (cookie and header names).
     static func token(_ problem: String) -> ScalarFormat {
         text(nonEmpty: true).checked { CookieHeader.isToken($0) ? nil : problem }
+    }
+
+    /// An origin, `scheme://host[:port]`, in the form browsers send it.
+    static var origin: ScalarFormat {
+        ScalarFormat(name: "origin", parse: { text in
+            guard let origin = CrossSitePolicy.origin(text) else { throw InvalidValue(message: "expected an origin such as https://app.example.com") }
+            return origin
+        }, format: { $0 })
+    }
+
+    /// Empty, or an http(s) URL whose origin is Gatehouse's own.
+    static var publicURL: ScalarFormat {
+        text().checked { url in
+            url.isEmpty || CrossSitePolicy.origin(url, allowingPath: true) != nil ? nil : "expected an http(s) URL such as https://auth.example.com, or empty"
+        }
     }
 
     /// A cookie `Domain`, or empty.

@@ -30,6 +30,14 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var routes: [RouteConfiguration]
     /// Log output.
     public var log: LogConfiguration
+    /// Gatehouse's own origin (`https://auth.example.com`): the base of mailed links and the
+    /// origin cross-site checks compare with; empty = the request's own host.
+    public var publicURL = ""
+    /// Origins besides Gatehouse's own trusted for cookie-authenticated state changes
+    /// (`scheme://host[:port]`, lowercased, default port dropped).
+    public var allowedOrigins: [String] = []
+    /// Rate limits and the login lockout.
+    public var abuse = AbuseConfiguration()
 
     /// The defaults of SPEC §4, used for every key a file leaves out.
     public init(
@@ -164,6 +172,13 @@ public struct CookieConfiguration: Sendable, Equatable {
     /// `Domain` attribute; empty for a host-only cookie.
     public var domain: String
 
+    /// The name the cookie is set and read under: with `Secure`, host-only and `Path=/` it
+    /// gets the `__Host-` prefix, so browsers refuse it from a sibling subdomain or over plain
+    /// HTTP (cookie tossing cannot plant a session).
+    public var effectiveName: String {
+        secure && domain.isEmpty && !name.hasPrefix("__Host-") ? "__Host-" + name : name
+    }
+
     /// Creates a cookie configuration.
     public init(name: String = "gatehouse_session", secure: Bool = true, domain: String = "") {
         self.name = name
@@ -214,12 +229,16 @@ public struct PasswordConfiguration: Sendable, Equatable {
     public var workers: Int
     /// Hashes allowed to wait for a worker before login and signup answer 503.
     public var queueLimit: Int
+    /// The longest a hash may be expected to wait for a worker: one that would wait longer is
+    /// refused with 503 at once rather than queued.
+    public var maxWait: Duration
 
     /// Creates a password configuration.
-    public init(argon2: Argon2Parameters = .init(), workers: Int = 0, queueLimit: Int = 64) {
+    public init(argon2: Argon2Parameters = .init(), workers: Int = 0, queueLimit: Int = 64, maxWait: Duration = .seconds(1)) {
         self.argon2 = argon2
         self.workers = workers
         self.queueLimit = queueLimit
+        self.maxWait = maxWait
     }
 }
 
@@ -264,9 +283,13 @@ public struct RouteConfiguration: Sendable, Equatable {
     public var auth: RouteAuth
     /// Whether the prefix is removed before forwarding.
     public var stripPrefix: Bool
+    /// Whether cross-site state changes are refused (`auth: required` routes; `csrf: off` for
+    /// an API that is meant to be called from other sites' pages).
+    public var csrf: Bool
 
     /// Creates a route.
-    public init(prefix: String, host: String? = nil, upstream: String, auth: RouteAuth, stripPrefix: Bool = false) {
+    public init(prefix: String, host: String? = nil, upstream: String, auth: RouteAuth, stripPrefix: Bool = false, csrf: Bool = true) {
+        self.csrf = csrf
         self.prefix = prefix
         self.host = host
         self.upstream = upstream

@@ -139,6 +139,8 @@ public struct GatewayPolicy: Sendable {
     public let cookieName: String
     /// The identity header names.
     public let identity: IdentityFields
+    /// Which state changes are refused as cross-site.
+    public let crossSite: CrossSitePolicy
 
     /// The policy of a configuration.
     public init(configuration: GatehouseConfiguration) {
@@ -146,8 +148,9 @@ public struct GatewayPolicy: Sendable {
         upstreams = configuration.upstreams
         redirects = RedirectValidator(allowedHosts: configuration.allowedRedirectHosts)
         loginURL = configuration.loginURL
-        cookieName = configuration.cookie.name
+        cookieName = configuration.cookie.effectiveName
         identity = IdentityFields(configuration.identityHeaders)
+        crossSite = CrossSitePolicy(publicURL: configuration.publicURL, allowedOrigins: configuration.allowedOrigins)
     }
 
     // MARK: The decision
@@ -172,7 +175,7 @@ public struct GatewayPolicy: Sendable {
         case .noRoute:
             return .decided(.refused(.notFound))
         case .matched(let route, let upstream, let path, let query):
-            if Self.isCrossSiteUpgrade(request, client: client) { return .decided(.forbidden(.crossSite)) }
+            if isCrossSiteUpgrade(request, client: client) { return .decided(.forbidden(.crossSite)) }
             let forward: @Sendable (Identity?) -> UpstreamRequestHead = { [identity] user in
                 let headers = ProxyHeaders.upstreamRequest(
                     request.headerFields, host: request.authority ?? upstream.address, identity: identity, user: user,
@@ -184,6 +187,11 @@ public struct GatewayPolicy: Sendable {
             case .none:
                 return .decided(.forward(forward(nil)))
             case .required:
+                // SPEC §2.4: a state change carrying the user's cookie from another site's
+                // page is refused before the session is looked at; nothing reaches the upstream.
+                if route.csrf, CrossSitePolicy.changesState(request.method), crossSite.isCrossSite(request.headerFields, host: client.host) {
+                    return .decided(.forbidden(.crossSite))
+                }
                 let refusal: GatewayDecision =
                     Self.isBrowserNavigation(method: request.method.rawValue, accept: request.headerFields[.accept])
                     ? .loginRedirect(location: loginLocation(returningTo: target)) : .unauthorized(location: nil)
@@ -192,20 +200,13 @@ public struct GatewayPolicy: Sendable {
         }
     }
 
-    /// Whether `request` is a WebSocket upgrade sent from another site: its `Origin` names
-    /// a host other than the one the request is for (the trusted proxy's `X-Forwarded-Host`,
-    /// else `Host`), compared as routes compare hosts (case, port and trailing dot aside), or
-    /// is `null`. Browsers send `Origin` on every upgrade and the victim's cookies with it, so
-    /// a page elsewhere could otherwise talk to the app as the user (cross-site WebSocket
-    /// hijacking). An upgrade without `Origin` is not a browser's and passes; one with several
-    /// origins is refused.
-    public static func isCrossSiteUpgrade(_ request: HTTPRequest, client: ForwardingContext) -> Bool {
+    /// Whether `request` is a WebSocket upgrade sent from another site (``CrossSitePolicy``).
+    /// Browsers send `Origin` on every upgrade and the victim's cookies with it, so a page
+    /// elsewhere could otherwise talk to the app as the user (cross-site WebSocket hijacking),
+    /// on every route: an upgrade is a state change whatever its method.
+    public func isCrossSiteUpgrade(_ request: HTTPRequest, client: ForwardingContext) -> Bool {
         guard let upgrade = request.headerFields[.upgrade], upgrade.lowercased().contains("websocket") else { return false }
-        let origins = request.headerFields[values: .origin]
-        guard let origin = origins.first else { return false }
-        guard origins.count == 1, !origin.contains(","), let schemeEnd = origin.range(of: "://"), let host = client.host else { return true }
-        let originHost = origin[schemeEnd.upperBound...].prefix { $0 != "/" }
-        return originHost.isEmpty || RouteTable.canonicalHost(String(originHost)) != RouteTable.canonicalHost(host)
+        return crossSite.isCrossSite(request.headerFields, host: client.host)
     }
 
     /// Why a live session may not pass a route, or `nil`: the place for per-route policies
@@ -366,6 +367,7 @@ public struct GatewayAnswer: Sendable {
 
     private init(status: Int, headers: HTTPFields, body: String, requestId: String) {
         var fields = headers
+        SecurityHeaders.apply(to: &fields)
         fields[.xRequestId] = requestId
         self.status = status
         self.headers = fields

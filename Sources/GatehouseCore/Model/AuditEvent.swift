@@ -18,6 +18,14 @@ public enum AuditEventKind: String, Sendable, CaseIterable {
     case userEnabled = "user_enabled"
     /// An account was deleted.
     case userDeleted = "user_deleted"
+    /// Repeated failed logins locked an account's logins (from elsewhere, or from one address).
+    case loginLocked = "login_locked"
+    /// An administrator lifted an account's login locks.
+    case loginUnlocked = "login_unlocked"
+    /// A request went past an `abuse.*` limit (audited once per window and subject).
+    case rateLimited = "rate_limited"
+    /// A state change from another site was refused (SPEC §2.4 cross-site protection).
+    case crossSiteRefused = "csrf_refused"
 }
 
 /// Whether the audited action happened.

@@ -58,10 +58,16 @@ public struct AuthError: Error, Sendable, Equatable {
         status: 503, code: "overloaded", message: "Too many logins in progress; retry shortly.", retryAfter: 1
     )
 
-    /// 500: something failed that the client cannot fix; details go to the log only.
-    /// A state change or WebSocket upgrade from another site (CSRF, cross-site WebSocket hijacking).
+    /// 429: past an `abuse.*` limit; `Retry-After` says when the window closes.
+    public static func rateLimited(retryAfter: Int) -> AuthError {
+        AuthError(status: 429, code: "rate_limited", message: "Too many attempts; retry in \(retryAfter) s.", retryAfter: retryAfter)
+    }
+
+    /// 403: a state change or WebSocket upgrade from another site (CSRF, login CSRF,
+    /// cross-site WebSocket hijacking).
     public static let crossSite = AuthError(status: 403, code: "csrf", message: "Cross-site request refused.")
 
+    /// 500: something failed that the client cannot fix; details go to the log only.
     public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
 
     /// 502: the upstream could not be reached, or reset the exchange before answering.

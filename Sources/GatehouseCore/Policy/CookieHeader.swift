@@ -90,12 +90,12 @@ public enum CookieHeader {
 
     /// The `Set-Cookie` value that stores a session token.
     public static func sessionCookie(_ configuration: CookieConfiguration, value: String, maxAge: Duration) -> String {
-        attributes(configuration, pair: "\(configuration.name)=\(value)", maxAge: maxAge.milliseconds / 1000)
+        attributes(configuration, pair: "\(configuration.effectiveName)=\(value)", maxAge: maxAge.milliseconds / 1000)
     }
 
     /// The `Set-Cookie` value that deletes the session cookie (`Max-Age=0`).
     public static func clearingCookie(_ configuration: CookieConfiguration) -> String {
-        attributes(configuration, pair: "\(configuration.name)=", maxAge: 0)
+        attributes(configuration, pair: "\(configuration.effectiveName)=", maxAge: 0)
     }
 
     static func attributes(_ configuration: CookieConfiguration, pair: String, maxAge: Int64) -> String {

@@ -52,6 +52,36 @@ public enum CredentialPolicy {
         (minimumPasswordLength...maximumPasswordLength).contains(passwordLength(password))
     }
 
+    /// What is wrong with a new password for the account `email`, or `nil` when it may be used
+    /// (NIST SP 800-63B §3.1.1.2): 8–128 characters, no composition rules, not one of the
+    /// common leaked passwords of ``CommonPasswords``, not the email or its local part.
+    public static func passwordProblem(_ password: String, email: String?) -> PasswordProblem? {
+        guard isAcceptablePassword(password) else { return .length }
+        let folded = normalizedPassword(password).lowercased()
+        if let email, folded == email || folded == email.prefix { $0 != "@" } { return .email }
+        if CommonPasswords.shared.contains(folded) { return .common }
+        return nil
+    }
+
     /// The message shown when a password's length is not allowed.
     public static let passwordLengthMessage = "Password must be between \(minimumPasswordLength) and \(maximumPasswordLength) characters."
+}
+
+/// Why a new password is refused: each has the message shown in the `password` field.
+public enum PasswordProblem: String, Sendable, Equatable {
+    /// Shorter than 8 or longer than 128 characters.
+    case length
+    /// One of the common leaked passwords.
+    case common = "common_password"
+    /// The account's email or its local part.
+    case email = "contains_email"
+
+    /// The field message.
+    public var message: String {
+        switch self {
+        case .length: CredentialPolicy.passwordLengthMessage
+        case .common: "This password is one of the most common leaked passwords; choose another."
+        case .email: "The password must not be your email address."
+        }
+    }
 }

@@ -12,13 +12,15 @@ struct AuthController: Sendable {
     let configuration: GatehouseConfiguration
     let authenticator: SessionAuthenticator
     let redirects: RedirectValidator
+    let abuse: AbuseGuard
 
-    init(store: any AuthStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator) {
+    init(store: any AuthStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter) {
         self.store = store
         self.hasher = hasher
         self.configuration = configuration
         self.authenticator = SessionAuthenticator(store: store, cookie: configuration.cookie)
         self.redirects = redirects
+        self.abuse = AbuseGuard(limits: configuration.abuse, limiter: limiter, store: store)
     }
 
     func addRoutes(to router: Router<GatehouseRequestContext>) {
@@ -32,17 +34,24 @@ struct AuthController: Sendable {
         let body = try await AuthRequestBody.read(request, context: context)
         let values = try body.strings("email", "password")
         let (rawEmail, password) = (values[0], values[1])
-        var problems: [String: String] = [:]
+        let client = clientInfo(request, context: context)
         let email = CredentialPolicy.normalizedEmail(rawEmail)
+        try await abuse.admit([RateCheck("signup_per_ip", configuration.abuse.signupPerIP, subject: client.ip)], email: email, client: client)
+        var problems: [String: String] = [:]
         if email == nil { problems["email"] = "Enter a valid email address." }
-        if !CredentialPolicy.isAcceptablePassword(password) { problems["password"] = CredentialPolicy.passwordLengthMessage }
-        guard let email, problems.isEmpty else { throw AuthError.validation(problems) }
+        let passwordProblem = CredentialPolicy.passwordProblem(password, email: email)
+        if let passwordProblem { problems["password"] = passwordProblem.message }
+        guard let email, problems.isEmpty else {
+            if let passwordProblem {
+                try await store.audit(AuditEvent(at: Date(), kind: .signup, outcome: .failure, reason: passwordProblem.rawValue, email: email, ip: client.ip, userAgent: client.userAgent))
+            }
+            throw AuthError.validation(problems)
+        }
         // Answer a taken email before spending a hash on it; the insert below still
         // catches the race where two signups pass this check together.
         if try await store.user(email: email) != nil { throw AuthError.emailTaken }
         let passwordHash = try await hasher.hash(password)
         let token = SessionToken.generate()
-        let client = clientInfo(request, context: context)
         let user: User
         do {
             user = try await store.createUser(email: email, passwordHash: passwordHash, session: newSession(token), client: client)
@@ -59,16 +68,32 @@ struct AuthController: Sendable {
         let (rawEmail, password) = (values[0], values[1])
         let email = CredentialPolicy.normalizedEmail(rawEmail)
         let client = clientInfo(request, context: context)
+        let limits = configuration.abuse
         let candidate = try await email.asyncFlatMap { try await store.loginCandidate(email: $0) }
+        let bucket = try await email.asyncFlatMap { try await abuse.bucket(email: $0, candidate: candidate, client: client) }
+        // SPEC §2.4, before any Argon2 work: the client's address first, so that an address
+        // already refused spends nothing of the account's allowance.
+        try await abuse.admit(
+            [RateCheck("login_per_ip", limits.loginPerIP, subject: client.ip), bucket.flatMap { RateCheck("login_per_account", limits.loginPerAccount, subject: $0.subject) }],
+            email: email, client: client
+        )
+        if try await abuse.isLocked(bucket) {
+            // The same answer as a wrong password (no oracle), without the hash: a lock is
+            // there to stop spending it on this bucket.
+            try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: "locked", client: client)
+            throw AuthError.invalidCredentials
+        }
         // Unknown emails are checked against a dummy hash: the same work, the same time,
         // the same answer as a wrong password.
         let matches = try await hasher.verify(password, against: candidate?.passwordHash ?? hasher.dummyHash)
         guard let candidate, matches else {
             // Only a well-formed address is audited: what fails the check is often a password
             // typed into the email field, and no password is ever stored (I1). The failure is
-            // recorded all the same, without an email.
+            // recorded all the same, without an email. Unknown emails count and lock like
+            // accounts do, so the lockout does not tell which emails have one.
             let reason = email == nil ? "invalid_email" : candidate == nil ? "unknown_email" : "wrong_password"
-            try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: reason, client: client)
+            let locked = try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: reason, client: client, counting: abuse.failureCount(bucket))
+            if locked != nil { context.logger.notice("login locked", metadata: ["user_id": "\(candidate?.user.id ?? "-")", "address": "\(bucket?.knownAddress == nil ? "elsewhere" : "known")"]) }
             throw AuthError.invalidCredentials
         }
         guard candidate.user.isActive else {
@@ -83,7 +108,7 @@ struct AuthController: Sendable {
         // on another path or a parent domain included) and a new id issued.
         try await store.recordLogin(
             user: candidate.user, session: newSession(token), replacing: authenticator.tokenHashes(request),
-            upgradedPasswordHash: upgraded, client: client
+            upgradedPasswordHash: upgraded, client: client, clearing: bucket
         )
         context.logger.info("login", metadata: ["user_id": "\(candidate.user.id)"])
         if body.isForm, let rd = request.uri.queryParameters.get("rd") ?? body.string("rd") {

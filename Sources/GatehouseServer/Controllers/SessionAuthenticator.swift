@@ -22,13 +22,13 @@ struct SessionAuthenticator: Sendable {
 
     /// Token hashes of every well-formed session cookie on the request.
     func tokenHashes(_ request: Request) -> [TokenHash] {
-        CookieHeader.values(named: cookie.name, in: request.headers[values: .cookie])
+        CookieHeader.values(named: cookie.effectiveName, in: request.headers[values: .cookie])
             .compactMap { SessionToken(cookieValue: $0)?.hash }
     }
 
     /// Validates the request's session cookies (see ``authenticate(cookies:)``).
     func authenticate(_ request: Request) async throws -> Outcome {
-        try await authenticate(cookies: CookieHeader.values(named: cookie.name, in: request.headers[values: .cookie]))
+        try await authenticate(cookies: CookieHeader.values(named: cookie.effectiveName, in: request.headers[values: .cookie]))
     }
 
     /// Validates session cookie values in order against the store; the first live one wins.

@@ -29,6 +29,8 @@ struct APIErrorMiddleware: RouterMiddleware {
             response = .error(Self.authError(for: error, context: context))
         }
         if response.headers[.xRequestId] == nil { response.headers[.xRequestId] = forwarding.requestId }
+        // Gatehouse's own answers (never an upstream's) carry the security headers.
+        if GatewayPolicy.isReserved(request.uri.path) { SecurityHeaders.apply(to: &response.headers) }
         AccessLog.request(
             context.logger, method: request.method, path: request.uri.path, status: Int(response.status.code), started: start, requestId: nil,
             served: .router

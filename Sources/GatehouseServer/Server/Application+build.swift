@@ -20,6 +20,8 @@ public struct GatehouseDependencies: Sendable {
     public let localCache: LocalSessionCache?
     /// The Argon2id pool.
     public let hasher: Argon2Hasher
+    /// The `abuse.*` counters: in Redis when it is configured, else in process.
+    public let limiter: RateLimiter
 
     /// The configuration in force.
     public var configuration: GatehouseConfiguration { stores.configuration }
@@ -35,14 +37,17 @@ public struct GatehouseDependencies: Sendable {
         let stores = try GatehouseStores.open(configuration, logger: logger)
         let hasher = try Argon2Hasher(
             parameters: configuration.password.argon2, workers: configuration.password.workers,
-            queueLimit: configuration.password.queueLimit
+            queueLimit: configuration.password.queueLimit, maxWait: configuration.password.maxWait
         )
+        // Read now: a missing list stops startup rather than the first signup.
+        let commonPasswords = CommonPasswords.shared.count
+        logger.debug("common passwords loaded", metadata: ["count": "\(commonPasswords)"])
         let localCache = stores.cache.flatMap { cache in
             configuration.redis.localCacheSize > 0
                 ? LocalSessionCache(store: cache, group: MultiThreadedEventLoopGroup.singleton, capacity: configuration.redis.localCacheSize, logger: logger)
                 : nil
         }
-        return GatehouseDependencies(stores: stores, localCache: localCache, hasher: hasher)
+        return GatehouseDependencies(stores: stores, localCache: localCache, hasher: hasher, limiter: RateLimiter(redis: stores.cache?.redis, logger: logger))
     }
 
     /// The client for upstreams: keep-alive pools per upstream, redirects passed through
@@ -89,8 +94,14 @@ func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Rou
     let router = Router(context: GatehouseRequestContext.self)
     router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies))
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
+    router.add(
+        middleware: CrossSiteMiddleware(
+            policy: gateway.policy.crossSite, store: dependencies.store, audits: RateLimiter(redis: nil, logger: Logger(label: "gatehouse")),
+            trustedProxies: dependencies.configuration.trustedProxies
+        )
+    )
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
-    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.policy.redirects).addRoutes(to: router)
+    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.policy.redirects, limiter: dependencies.limiter).addRoutes(to: router)
     VerifyController(gateway: gateway).addRoutes(to: router)
     return router
 }

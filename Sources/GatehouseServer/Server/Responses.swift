@@ -7,7 +7,7 @@ extension Response {
     static func json(_ status: HTTPResponse.Status, _ body: JSONText, headers: HTTPFields = [:]) -> Response {
         var allHeaders = headers
         allHeaders[.contentType] = "application/json; charset=utf-8"
-        allHeaders[.cacheControl] = "no-store"
+        SecurityHeaders.apply(to: &allHeaders)
         return Response(status: status, headers: allHeaders, body: .init(byteBuffer: ByteBuffer(string: body.string)))
     }
 

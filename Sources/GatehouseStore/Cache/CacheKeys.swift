@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import GatehouseCore
 
 /// Gatehouse's Redis key schema, in one place: every key and prefix any connection uses.
@@ -9,6 +11,15 @@ enum CacheKeys {
     static let userPrefix = "gatehouse:user:"
     /// Redis's channel of client-side-caching invalidations (RESP2, `REDIRECT`).
     static let invalidationChannel = "__redis__:invalidate"
+
+    /// The prefix of rate-limit counters (never tracked by the in-process caches).
+    static let ratePrefix = "gatehouse:rate:"
+
+    /// The counter of one limit for one subject (an IP or an account), by the subject's
+    /// SHA-256: no address or email is readable in Redis.
+    static func rate(_ limit: String, subject: String) -> String {
+        ratePrefix + limit + ":" + SHA256.hash(data: Array(subject.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
 
     /// The key of a session.
     static func session(_ tokenHash: TokenHash) -> String { session(hex: tokenHash.hex) }

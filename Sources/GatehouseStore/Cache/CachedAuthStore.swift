@@ -193,8 +193,8 @@ public final class CachedAuthStore: AuthStore, Service {
         return user
     }
 
-    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
-        try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client)
+    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo, clearing bucket: LoginBucket?) async throws {
+        try await sqlite.recordLogin(user: user, session: session, replacing: previous, upgradedPasswordHash: upgradedPasswordHash, client: client, clearing: bucket)
         if !previous.isEmpty { await applyOwn(tokenHashes: previous.map(\.hex)) }
         await writeThrough(user, session)
     }
@@ -248,9 +248,15 @@ public final class CachedAuthStore: AuthStore, Service {
     // MARK: Reads and writes that do not involve the cache
 
     public func loginCandidate(email: String) async throws -> LoginCandidate? { try await sqlite.loginCandidate(email: email) }
-    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
-        try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client)
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo, counting: LoginFailureCount?) async throws -> Date? {
+        try await sqlite.recordLoginFailure(email: email, userId: userId, reason: reason, client: client, counting: counting)
     }
+    public func loginLock(_ bucket: LoginBucket, now: Date) async throws -> Date? { try await sqlite.loginLock(bucket, now: now) }
+    public func hasLoggedIn(userId: String, from address: String, since: Date) async throws -> Bool {
+        try await sqlite.hasLoggedIn(userId: userId, from: address, since: since)
+    }
+    public func unlockLogins(email: String, client: ClientInfo) async throws -> Int { try await sqlite.unlockLogins(email: email, client: client) }
+    public func audit(_ event: AuditEvent) async throws { try await sqlite.audit(event) }
     public func passwordHashParameters() async throws -> [Argon2Parameters: Int] { try await sqlite.passwordHashParameters() }
     public func listUsers() async throws -> [User] { try await sqlite.listUsers() }
     public func user(email: String) async throws -> User? { try await sqlite.user(email: email) }

@@ -1,5 +1,8 @@
 internal import CArgon2
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GatehouseCore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -15,9 +18,15 @@ public enum PasswordHasherError: Error, Sendable, Equatable {
 
 /// Argon2id hashing and verification through libargon2, off the event loops on a bounded pool.
 ///
-/// Hashes are PHC strings (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`). At most
-/// `workers + queueLimit` operations are admitted at once; the next one fails fast with
-/// ``PasswordHasherError/overloaded``.
+/// Hashes are PHC strings (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+///
+/// Admission (SPEC §3: a flood of logins must not starve logged-in users): an operation that
+/// would wait longer than `maxWait` for a worker — the operations ahead of it times the mean
+/// hash time, over the workers — or find `workers + queueLimit` admitted already, fails at
+/// once with ``PasswordHasherError/overloaded`` instead of queueing. And the workers run at a
+/// lower CPU priority than the event loops (nice ``workerNiceness``): when nothing else needs
+/// the cores Argon2 gets all of them (login throughput), and when verify and proxy traffic
+/// needs them it gets them first.
 public final class Argon2Hasher: Sendable {
     /// Parameters for new hashes.
     public let parameters: Argon2Parameters
@@ -34,20 +43,57 @@ public final class Argon2Hasher: Sendable {
     public var dummyParameters: Argon2Parameters { dummy.withLockedValue { $0.parameters } }
 
     private let dummy: NIOLockedValueBox<(parameters: Argon2Parameters, hash: String)>
+    /// The longest an operation may be expected to wait for a worker.
+    public let maxWait: Duration
     private let pool: NIOThreadPool
-    private let admitted = NIOLockedValueBox(0)
+    private let admission: NIOLockedValueBox<Admission>
+
+    private struct Admission {
+        var admitted = 0
+        /// Mean time of one operation on a worker, in nanoseconds (moving average).
+        var meanNanoseconds: Double
+    }
+
+    /// The nice value of the hashing threads (Linux): below the event loops, which run at 0.
+    public static let workerNiceness: Int32 = 10
 
     static let saltLength = 16
     static let hashLength = 32
 
     /// Starts `workers` threads (0 = one per core).
-    public init(parameters: Argon2Parameters, workers: Int = 0, queueLimit: Int = 64) throws {
+    public init(parameters: Argon2Parameters, workers: Int = 0, queueLimit: Int = 64, maxWait: Duration = .seconds(1)) throws {
         self.parameters = parameters
         self.workers = workers > 0 ? workers : System.coreCount
         self.queueLimit = queueLimit
+        self.maxWait = maxWait
+        let started = ContinuousClock.now
         self.dummy = NIOLockedValueBox((parameters, try Self.dummyHashNow(parameters)))
+        let first = ContinuousClock.now - started
+        self.admission = NIOLockedValueBox(Admission(meanNanoseconds: Double(first.milliseconds) * 1e6 + 1e6))
         self.pool = NIOThreadPool(numberOfThreads: self.workers)
         self.pool.start()
+        Self.lowerPriority(of: pool, threads: self.workers)
+    }
+
+    /// Runs one job on each of the pool's threads that lowers its CPU priority: each job waits
+    /// until all have started, so no thread runs two of them.
+    private static func lowerPriority(of pool: NIOThreadPool, threads: Int) {
+        #if os(Linux)
+        let arrived = NIOLockedValueBox(0)
+        let release = DispatchSemaphore(value: 0)
+        for _ in 0..<threads {
+            pool.submit { _ in
+                // On Linux the nice value is per thread; `who` 0 is the calling thread.
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, workerNiceness)
+                let last = arrived.withLockedValue { count -> Bool in
+                    count += 1
+                    return count == threads
+                }
+                if last { for _ in 0..<threads { release.signal() } }
+                release.wait()
+            }
+        }
+        #endif
     }
 
     /// Stops the worker threads.
@@ -90,7 +136,16 @@ public final class Argon2Hasher: Sendable {
     }
 
     /// Operations admitted now (running or waiting).
-    public var inFlight: Int { admitted.withLockedValue { $0 } }
+    public var inFlight: Int { admission.withLockedValue { $0.admitted } }
+
+    /// How long an operation admitted now would wait for a worker, by the mean hash time.
+    public var expectedWait: Duration { admission.withLockedValue { Self.wait(of: $0, workers: workers) } }
+
+    private static func wait(of admission: Admission, workers: Int) -> Duration {
+        let ahead = admission.admitted - workers + 1
+        guard ahead > 0 else { return .zero }
+        return .nanoseconds(Int64(Double(ahead) * admission.meanNanoseconds / Double(workers)))
+    }
 
     /// Whether `encoded` was made with other parameters (or another algorithm) than the configured ones.
     public func needsRehash(_ encoded: String) -> Bool {
@@ -113,14 +168,24 @@ public final class Argon2Hasher: Sendable {
 
     private func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         let limit = workers + queueLimit
-        let admittedNow = admitted.withLockedValue { count -> Bool in
-            guard count < limit else { return false }
-            count += 1
+        let (workers, maxWait) = (self.workers, self.maxWait)
+        let admittedNow = admission.withLockedValue { state -> Bool in
+            guard state.admitted < limit, Self.wait(of: state, workers: workers) <= maxWait else { return false }
+            state.admitted += 1
             return true
         }
         guard admittedNow else { throw PasswordHasherError.overloaded }
-        defer { admitted.withLockedValue { $0 -= 1 } }
-        return try await pool.runIfActive(body)
+        defer { admission.withLockedValue { $0.admitted -= 1 } }
+        let admission = self.admission
+        return try await pool.runIfActive {
+            let started = ContinuousClock.now
+            defer {
+                let took = ContinuousClock.now - started
+                let nanoseconds = Double(took.components.seconds) * 1e9 + Double(took.components.attoseconds) / 1e9
+                admission.withLockedValue { $0.meanNanoseconds = 0.8 * $0.meanNanoseconds + 0.2 * nanoseconds }
+            }
+            return try body()
+        }
     }
 
     /// The bytes hashed: the UTF-8 of the password's normalised form, the form whose length

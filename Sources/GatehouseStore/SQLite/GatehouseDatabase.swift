@@ -153,6 +153,26 @@ public final class GatehouseDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4_login_failures") { db in
+            // abuse.lockout's counts, one row per bucket (SPEC §2.4): in the source of truth
+            // so that every instance on the store sees one count and `gatehouse user unlock`
+            // reaches it. `address` is '' for every address not known to the account.
+            try db.execute(
+                sql: """
+                    CREATE TABLE login_failures (
+                        email TEXT NOT NULL,
+                        address TEXT NOT NULL,
+                        failures INTEGER NOT NULL,
+                        window_started_at INTEGER NOT NULL,
+                        locked_until INTEGER,
+                        forget_at INTEGER NOT NULL,
+                        PRIMARY KEY (email, address)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX login_failures_forget_at ON login_failures(forget_at);
+                    CREATE INDEX audit_events_logins ON audit_events(user_id, ip, at) WHERE event = 'login' AND outcome = 'success';
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -287,3 +287,66 @@ struct CacheInvalidationRecord: FetchableRecord, PersistableRecord, Sendable {
         CacheInvalidation(id: id ?? 0, tokenHash: tokenHash.map(TokenHash.init(hex:)), userId: userId)
     }
 }
+
+/// A row of `login_failures`: one lockout bucket's count (``LoginBucket``).
+struct LoginFailureRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
+    static let databaseTableName = "login_failures"
+
+    enum Columns {
+        static let email = Column(CodingKeys.email)
+        static let forgetAt = Column(CodingKeys.forgetAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case email, address, failures
+        case windowStartedAt = "window_started_at"
+        case lockedUntil = "locked_until"
+        case forgetAt = "forget_at"
+    }
+
+    var email: String
+    var address: String
+    var failures: Int
+    var windowStartedAt: Int64
+    var lockedUntil: Int64?
+    /// When the row says nothing any more: the window and any lock are over.
+    var forgetAt: Int64
+
+    /// The primary key of a bucket.
+    static func key(_ bucket: LoginBucket) -> [String: any DatabaseValueConvertible] {
+        ["email": bucket.email, "address": bucket.knownAddress ?? ""]
+    }
+
+    /// Until when the bucket is locked at `now`, or `nil`.
+    func lockedUntil(now: Date) -> Date? {
+        guard let lockedUntil, lockedUntil > Timestamp.milliseconds(now) else { return nil }
+        return Timestamp.date(milliseconds: lockedUntil)
+    }
+
+    /// Counts one failure in its bucket; returns until when the bucket is locked when this
+    /// failure locked it. A window opens with the first failure after the previous window (or
+    /// lock) ended; a lock starts when its failures reach `max_failures` and is not extended
+    /// by failures during it.
+    static func count(_ db: Database, _ counting: LoginFailureCount, now: Date) throws -> Date? {
+        let nowMilliseconds = Timestamp.milliseconds(now)
+        let lockout = counting.lockout
+        var row = try fetchOne(db, key: key(counting.bucket))
+        if let current = row, current.lockedUntil(now: now) != nil { return nil }
+        if row == nil || row!.windowStartedAt + lockout.window.milliseconds <= nowMilliseconds || row!.lockedUntil != nil {
+            row = LoginFailureRecord(
+                email: counting.bucket.email, address: counting.bucket.knownAddress ?? "", failures: 0, windowStartedAt: nowMilliseconds,
+                lockedUntil: nil, forgetAt: nowMilliseconds + lockout.window.milliseconds
+            )
+        }
+        guard var row else { return nil }
+        row.failures += 1
+        var locked: Date?
+        if row.failures >= lockout.maxFailures {
+            row.lockedUntil = nowMilliseconds + lockout.ban.milliseconds
+            row.forgetAt = row.lockedUntil!
+            locked = Timestamp.date(milliseconds: row.lockedUntil!)
+        }
+        try row.save(db)
+        return locked
+    }
+}

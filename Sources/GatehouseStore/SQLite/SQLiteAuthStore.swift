@@ -45,8 +45,9 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo) async throws {
+    public func recordLogin(user: User, session: NewSession, replacing previous: [TokenHash], upgradedPasswordHash: String?, client: ClientInfo, clearing bucket: LoginBucket?) async throws {
         try await database.write { db in
+            if let bucket { try LoginFailureRecord.filter(key: LoginFailureRecord.key(bucket)).deleteAll(db) }
             if !previous.isEmpty {
                 try self.deleteSessions(db, SessionRecord.filter(previous.map(\.hex).contains(SessionRecord.Columns.tokenHash)), kind: .sessionRevoked, reason: "replaced_by_login", client: client)
             }
@@ -60,10 +61,50 @@ public final class SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo) async throws {
-        try await database.write { db in
-            try Self.audit(db, AuditEvent(at: Date(), kind: .login, outcome: .failure, reason: reason, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+    public func recordLoginFailure(email: String?, userId: String?, reason: String, client: ClientInfo, counting: LoginFailureCount?) async throws -> Date? {
+        let now = Timestamp.date(milliseconds: Timestamp.milliseconds(Date()))
+        return try await database.write { db in
+            try Self.audit(db, AuditEvent(at: now, kind: .login, outcome: .failure, reason: reason, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            guard let counting, counting.lockout.maxFailures > 0 else { return nil }
+            let lockedUntil = try LoginFailureRecord.count(db, counting, now: now)
+            if let lockedUntil {
+                let scope = counting.bucket.knownAddress == nil ? "elsewhere" : "known_address"
+                try Self.audit(db, AuditEvent(at: now, kind: .loginLocked, outcome: .success, reason: scope, userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            }
+            return lockedUntil
         }
+    }
+
+    public func loginLock(_ bucket: LoginBucket, now: Date) async throws -> Date? {
+        try await database.pool.read { db in
+            try LoginFailureRecord.fetchOne(db, key: LoginFailureRecord.key(bucket))?.lockedUntil(now: now)
+        }
+    }
+
+    public func hasLoggedIn(userId: String, from address: String, since: Date) async throws -> Bool {
+        try await database.pool.read { db in
+            try AuditEventRecord.filter(
+                AuditEventRecord.Columns.userId == userId && AuditEventRecord.Columns.ip == address
+                    && AuditEventRecord.Columns.at >= Timestamp.milliseconds(since)
+                    && AuditEventRecord.Columns.event == AuditEventKind.login.rawValue && AuditEventRecord.Columns.outcome == AuditOutcome.success.rawValue
+            ).isEmpty(db) == false
+        }
+    }
+
+    public func unlockLogins(email: String, client: ClientInfo) async throws -> Int {
+        let now = Date()
+        return try await database.write { db in
+            let rows = try LoginFailureRecord.filter(LoginFailureRecord.Columns.email == email).fetchAll(db)
+            try LoginFailureRecord.filter(LoginFailureRecord.Columns.email == email).deleteAll(db)
+            let locked = rows.filter { $0.lockedUntil(now: now) != nil }.count
+            let userId = try UserRecord.withEmail(email).fetchOne(db)?.id
+            try Self.audit(db, AuditEvent(at: now, kind: .loginUnlocked, outcome: .success, reason: "admin", userId: userId, email: email, ip: client.ip, userAgent: client.userAgent))
+            return locked
+        }
+    }
+
+    public func audit(_ event: AuditEvent) async throws {
+        try await database.write { db in try Self.audit(db, event) }
     }
 
     public func passwordHashParameters() async throws -> [Argon2Parameters: Int] {
@@ -205,6 +246,7 @@ public final class SQLiteAuthStore: AuthStore {
         let retention = nowMilliseconds - invalidationRetention.milliseconds
         return try await database.write { [ended] db in
             try CacheInvalidationRecord.filter(CacheInvalidationRecord.Columns.createdAt < retention).deleteAll(db)
+            try LoginFailureRecord.filter(LoginFailureRecord.Columns.forgetAt <= nowMilliseconds).deleteAll(db)
             return try self.deleteSessions(db, SessionRecord.filter(ended), kind: .sessionExpired, reason: nil, client: nil)
         }
     }
