@@ -82,7 +82,7 @@ public protocol AuthStore: Sendable {
     /// Until when a bucket's logins are locked, or `nil`.
     func loginLock(_ bucket: LoginBucket, now: Date) async throws -> Date?
 
-    /// Whether `address` logged in to the account successfully at or after `since`.
+    /// Whether `address` began a session of the account (a login or its signup) at or after `since`.
     func hasLoggedIn(userId: String, from address: String, since: Date) async throws -> Bool
 
     /// Lifts every login lock and failure count of an email (`gatehouse user unlock`), audited;

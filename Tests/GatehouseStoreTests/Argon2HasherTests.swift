@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseCore
 import Testing
 
@@ -89,6 +90,42 @@ struct Argon2HasherTests {
         #expect(outcomes.filter { $0 }.count >= 1)
         #expect(outcomes.filter { !$0 }.count >= 3)
         #expect(hasher.inFlight == 0)
+        try await hasher.shutdown()
+    }
+
+    @Test("a hash expected to wait longer than max_wait is refused at once, long before the queue is full")
+    func admissionByWait() async throws {
+        let hasher = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1), workers: 1, queueLimit: 1000, maxWait: .milliseconds(1))
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do {
+                        _ = try await hasher.hash("password1")
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        // One runs; one behind it would wait a whole hash, far past 1 ms: refused, though
+        // 1,000 could queue.
+        #expect(outcomes.filter { $0 }.count >= 1)
+        #expect(outcomes.filter { !$0 }.count >= 10)
+        #expect(hasher.inFlight == 0)
+        try await hasher.shutdown()
+    }
+
+    @Test("the hashing threads run below the event loops' CPU priority (nice 10)")
+    func lowPriority() async throws {
+        let hasher = try Argon2Hasher(parameters: Self.cheap, workers: 2)
+        let priorities = try await withThrowingTaskGroup(of: Int32.self) { group in
+            for _ in 0..<10 { group.addTask { try await hasher.workerPriority() } }
+            return try await group.reduce(into: Set<Int32>()) { $0.insert($1) }
+        }
+        #expect(priorities == [Argon2Hasher.workerNiceness])
+        #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) == 0)
         try await hasher.shutdown()
     }
 }

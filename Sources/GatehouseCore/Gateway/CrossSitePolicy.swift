@@ -45,10 +45,12 @@ public struct CrossSitePolicy: Sendable {
 
     /// The origin of an http(s) URL as browsers send it: `scheme://host[:port]`, lowercased,
     /// the scheme's default port dropped; `nil` for anything else (`null`, other schemes,
-    /// user info, and a path unless `allowingPath`).
+    /// user info, and a path unless `allowingPath`). WebSocket clients outside browsers may
+    /// send `ws://` or `wss://`: read as `http://` and `https://`.
     public static func origin(_ text: String, allowingPath: Bool = false) -> String? {
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", let host = components.host?.lowercased(), !host.isEmpty,
+        guard let components = URLComponents(string: text), var scheme = components.scheme?.lowercased() else { return nil }
+        scheme = ["ws": "http", "wss": "https"][scheme] ?? scheme
+        guard scheme == "http" || scheme == "https", let host = components.host?.lowercased(), !host.isEmpty,
             components.user == nil, components.password == nil, components.query == nil, components.fragment == nil,
             allowingPath || components.path.isEmpty
         else { return nil }

@@ -2,7 +2,8 @@
 /// `abuse.lockout` (SPEC §2.4).
 ///
 /// An account's attempts are counted apart for each address that has logged in to it
-/// successfully before (within ``knownAddressMemory``), and together for every other address.
+/// successfully before, or signed it up (within ``knownAddressMemory``), and together for
+/// every other address.
 /// An attacker guessing from elsewhere exhausts and locks only the "elsewhere" bucket: the
 /// rightful user, back at an address they logged in from, still gets in with the right
 /// password. The price: a user on a new address (travelling, a new phone network) is locked

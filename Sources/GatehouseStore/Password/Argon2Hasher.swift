@@ -135,6 +135,17 @@ public final class Argon2Hasher: Sendable {
         return most.key
     }
 
+    /// The nice value of the worker that runs this (for tests: every worker's is lowered).
+    func workerPriority() async throws -> Int32 {
+        try await pool.runIfActive {
+            #if os(Linux)
+            return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            #else
+            return Argon2Hasher.workerNiceness
+            #endif
+        }
+    }
+
     /// Operations admitted now (running or waiting).
     public var inFlight: Int { admission.withLockedValue { $0.admitted } }
 

@@ -169,7 +169,7 @@ public final class GatehouseDatabase: Sendable {
                         PRIMARY KEY (email, address)
                     ) WITHOUT ROWID;
                     CREATE INDEX login_failures_forget_at ON login_failures(forget_at);
-                    CREATE INDEX audit_events_logins ON audit_events(user_id, ip, at) WHERE event = 'login' AND outcome = 'success';
+                    CREATE INDEX audit_events_sessions_begun ON audit_events(user_id, ip, at) WHERE event IN ('login', 'signup') AND outcome = 'success';
                     """
             )
         }

@@ -86,7 +86,8 @@ public final class SQLiteAuthStore: AuthStore {
             try AuditEventRecord.filter(
                 AuditEventRecord.Columns.userId == userId && AuditEventRecord.Columns.ip == address
                     && AuditEventRecord.Columns.at >= Timestamp.milliseconds(since)
-                    && AuditEventRecord.Columns.event == AuditEventKind.login.rawValue && AuditEventRecord.Columns.outcome == AuditOutcome.success.rawValue
+                    && [AuditEventKind.login.rawValue, AuditEventKind.signup.rawValue].contains(AuditEventRecord.Columns.event)
+                    && AuditEventRecord.Columns.outcome == AuditOutcome.success.rawValue
             ).isEmpty(db) == false
         }
     }
