@@ -13,7 +13,6 @@ extension HTTPTarget {
 }
 
 extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
     static let retryAfterName = HTTPField.Name("Retry-After")!
 }
 

@@ -121,6 +121,10 @@ struct FrontProxyTests {
                 ("theme=dark;gatehouse_session=\(token)", "theme=dark"),
                 ("theme=dark; \tgatehouse_session = \(token) ; lang=en", "theme=dark; lang=en"),
                 ("xgatehouse_session=1; gatehouse_session_old=2", "xgatehouse_session=1; gatehouse_session_old=2"),
+                // The name with cookie.secure on (production): __Host-gatehouse_session.
+                ("__Host-gatehouse_session=\(token); lang=en", "lang=en"),
+                ("theme=dark; __Host-gatehouse_session=\(token)", "theme=dark"),
+                ("x__Host-gatehouse_session=1", "x__Host-gatehouse_session=1"),
             ]
             for (cookie, kept) in shapes {
                 let seen = try #require(EchoedRequest(try await front.request(.get, "/public/page", headers: ["Cookie": cookie, "Host": host])))
@@ -130,6 +134,24 @@ struct FrontProxyTests {
             let twice = try await front.request(.get, "/public/page", headers: ["Cookie": "gatehouse_session=first; theme=dark; gatehouse_session=second", "Host": host])
             let twiceSeen = try #require(EchoedRequest(twice))
             #expect(!twiceSeen.values("Cookie").contains { $0.contains("first") || $0.contains("second") })
+        }
+    }
+
+    @Test("a cross-site POST to a protected page through the recipe gets 403 and never reaches the app; the same POST from the site does", arguments: Kind.allCases)
+    func crossSite(kind: Kind) async throws {
+        try await Self.withRecipe(kind) { front, host in
+            let token = try #require(try await front.signup("csrf-front@example.com", Self.password).sessionToken())
+            for headers in [["Origin": "https://evil.example"], ["Sec-Fetch-Site": "cross-site"]] {
+                let forged = try await front.request(.post, "/app/form", cookie: token, headers: headers.merging(["Host": host, "Content-Type": "application/x-www-form-urlencoded"]) { $1 }, body: "delete=all")
+                #expect(forged.status == 403, "\(headers)")
+                #expect(EchoedRequest(forged) == nil, "\(headers) reached the app")
+                let logout = try await front.request(.post, "/auth/logout", cookie: token, headers: headers.merging(["Host": host]) { $1 })
+                #expect(logout.status == 403)
+            }
+            #expect(try await front.get("/auth/me", cookie: token).status == 200)
+            let own = try await front.request(.post, "/app/form", cookie: token, headers: ["Host": host, "Origin": "http://\(host)", "Content-Type": "application/x-www-form-urlencoded"], body: "delete=all")
+            #expect(own.status == 200)
+            #expect(EchoedRequest(own)?.method == "POST")
         }
     }
 

@@ -160,6 +160,15 @@ public struct GatewayPolicy: Sendable {
     public func examine(_ request: HTTPRequest, client: ForwardingContext) -> GatewayStep {
         let target = request.path ?? "/"
         if let endpoint = VerifyEndpoint(target: target, method: request.method) {
+            // The front proxy's original request (nginx `X-Original-Method`, forward auth's
+            // `X-Forwarded-Method`, trusted peers only) gets the cross-site check of a proxied
+            // `auth: required` route: 403 passes through nginx and Caddy to the client.
+            let fields = request.headerFields
+            if client.trusted, let original = endpoint == .verify ? fields[.xOriginalMethod] : fields[.xForwardedMethod],
+                CrossSitePolicy.changesState(HTTPRequest.Method(original.uppercased()) ?? .post), crossSite.isCrossSite(fields, host: client.host)
+            {
+                return .decided(.forbidden(.crossSite))
+            }
             return .needsSession(verifyDecision(endpoint, request, client: client))
         }
         // RFC 9112 §3.2: more than one Host is a 400; routing and the upstream could

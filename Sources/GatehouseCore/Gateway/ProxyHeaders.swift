@@ -277,5 +277,7 @@ extension HTTPField.Name {
     public static let xForwardedMethod = HTTPField.Name("X-Forwarded-Method")!
     public static let xForwardedUri = HTTPField.Name("X-Forwarded-Uri")!
     public static let xOriginalURL = HTTPField.Name("X-Original-URL")!
+    /// The original request's method, as the nginx recipe sends it to `/auth/verify`.
+    public static let xOriginalMethod = HTTPField.Name("X-Original-Method")!
     public static let xRequestId = HTTPField.Name("X-Request-Id")!
 }
