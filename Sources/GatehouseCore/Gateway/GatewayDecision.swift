@@ -352,7 +352,7 @@ public struct GatewayAnswer: Sendable {
         case .verified(let user):
             // Never cached (I5): the only 2xx a verify endpoint gives carries the identity.
             headers = identity.verifyAnswer(user)
-            self.init(status: 200, headers: headers, body: "", requestId: requestId)
+            self.init(status: 200, headers: headers, body: "", requestId: requestId, browserFacing: false)
         case .loginRedirect(let location):
             headers[.location] = location
             headers[.cacheControl] = "no-store"
@@ -374,9 +374,13 @@ public struct GatewayAnswer: Sendable {
         self.init(status: error.status, headers: fields, body: error.json.string, requestId: requestId)
     }
 
-    private init(status: Int, headers: HTTPFields, body: String, requestId: String) {
+    /// `browserFacing` false only for a verify endpoint's 200, which the front proxy reads
+    /// and no browser sees (nginx never passes an `auth_request` answer on; forward auth copies
+    /// only the identity headers): the security headers would be bytes on the hottest answer
+    /// that protect nothing.
+    private init(status: Int, headers: HTTPFields, body: String, requestId: String, browserFacing: Bool = true) {
         var fields = headers
-        SecurityHeaders.apply(to: &fields)
+        if browserFacing { SecurityHeaders.apply(to: &fields) }
         fields[.xRequestId] = requestId
         self.status = status
         self.headers = fields

@@ -21,9 +21,16 @@ public struct CommonPasswords: Sendable {
     /// A list from the text of a file, one password per line.
     public init(text: String) {
         var entries = Set<String>()
-        for line in text.split(whereSeparator: \.isNewline) {
-            let folded = CredentialPolicy.normalizedPassword(String(line)).lowercased()
-            if CredentialPolicy.isAcceptablePassword(folded) { entries.insert(folded) }
+        entries.reserveCapacity(50_000)
+        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
+            // NFKC leaves ASCII as it is (nearly every line): only the rest is normalised.
+            if line.allSatisfy({ $0 < 0x80 }) {
+                guard (CredentialPolicy.minimumPasswordLength...CredentialPolicy.maximumPasswordLength).contains(line.count) else { continue }
+                entries.insert(String(decoding: line, as: UTF8.self).lowercased())
+            } else {
+                let folded = CredentialPolicy.normalizedPassword(String(decoding: line, as: UTF8.self)).lowercased()
+                if CredentialPolicy.isAcceptablePassword(folded) { entries.insert(folded) }
+            }
         }
         self.entries = entries
     }

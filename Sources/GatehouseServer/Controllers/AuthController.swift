@@ -31,6 +31,8 @@ struct AuthController: Sendable {
     }
 
     @Sendable func signup(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+        // Refused before the body or the store is read: under a flood, refusals stay cheap.
+        if hasher.isSaturated { throw PasswordHasherError.overloaded }
         let body = try await AuthRequestBody.read(request, context: context)
         let values = try body.strings("email", "password")
         let (rawEmail, password) = (values[0], values[1])
@@ -63,6 +65,7 @@ struct AuthController: Sendable {
     }
 
     @Sendable func login(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+        if hasher.isSaturated { throw PasswordHasherError.overloaded }
         let body = try await AuthRequestBody.read(request, context: context)
         let values = try body.strings("email", "password")
         let (rawEmail, password) = (values[0], values[1])

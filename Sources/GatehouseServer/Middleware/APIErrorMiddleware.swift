@@ -2,6 +2,7 @@ import GatehouseCore
 import GatehouseStore
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 
 /// Computes the request's client facts once, turns every error into the API's JSON error
 /// body, and writes the request's ``AccessLog`` line (`served=router`).
@@ -38,12 +39,16 @@ struct APIErrorMiddleware: RouterMiddleware {
         return response
     }
 
+    static let overloadWarnings = OncePerSecond()
+
     static func authError(for error: any Error, context: Context) -> AuthError {
         switch error {
         case let error as AuthError:
             return error
         case PasswordHasherError.overloaded:
-            context.logger.warning("password hashing queue full; answering 503")
+            // Once a second at most: a flood of refusals must not become a flood of log lines
+            // (each refusal has its access line).
+            if Self.overloadWarnings.admit() { context.logger.warning("password hashing saturated; answering 503 overloaded") }
             return .overloaded
         case let error as HTTPError:
             switch error.status {
@@ -57,6 +62,21 @@ struct APIErrorMiddleware: RouterMiddleware {
             // GRDB keeps statement arguments out of its error descriptions, so this holds no secret.
             context.logger.error("request failed", metadata: ["error": "\(error)"])
             return .internalError
+        }
+    }
+}
+
+/// Lets one event through per second (a log line that could otherwise repeat per request).
+final class OncePerSecond: Sendable {
+    private let last = NIOLockedValueBox(ContinuousClock.now - .seconds(2))
+
+    /// Whether the event may happen now.
+    func admit() -> Bool {
+        let now = ContinuousClock.now
+        return last.withLockedValue { last in
+            guard now - last >= .seconds(1) else { return false }
+            last = now
+            return true
         }
     }
 }

@@ -149,6 +149,12 @@ public final class Argon2Hasher: Sendable {
     /// Operations admitted now (running or waiting).
     public var inFlight: Int { admission.withLockedValue { $0.admitted } }
 
+    /// Whether an operation asked for now would be refused: what a handler checks before it
+    /// reads a body or the store, so that a flood's refusals cost as little as possible.
+    public var isSaturated: Bool {
+        admission.withLockedValue { $0.admitted >= workers + queueLimit || Self.wait(of: $0, workers: workers) > maxWait }
+    }
+
     /// How long an operation admitted now would wait for a worker, by the mean hash time.
     public var expectedWait: Duration { admission.withLockedValue { Self.wait(of: $0, workers: workers) } }
 
