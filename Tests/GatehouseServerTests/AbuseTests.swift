@@ -89,7 +89,7 @@ struct SharedRateLimitTests {
     }
 }
 
-@Suite("Brute force against one account (SPEC §2.4)")
+@Suite("Brute force against one account (SPEC §2.4)", .serialized)
 struct BruteForceTests {
     static let email = "victim@example.com"
     static let password = "the rightful password"
