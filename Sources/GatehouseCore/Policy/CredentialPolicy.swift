@@ -58,7 +58,7 @@ public enum CredentialPolicy {
     public static func passwordProblem(_ password: String, email: String?) -> PasswordProblem? {
         guard isAcceptablePassword(password) else { return .length }
         let folded = normalizedPassword(password).lowercased()
-        if let email, folded == email || folded == email.prefix { $0 != "@" } { return .email }
+        if let email, folded == email || folded == email.prefix(while: { $0 != "@" }) { return .email }
         if CommonPasswords.shared.contains(folded) { return .common }
         return nil
     }
