@@ -8,6 +8,16 @@ import Testing
 struct Argon2HasherTests {
     static let cheap = Argon2Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
 
+    /// Starts `count` hashes at once; whether each was admitted and done.
+    static func hashAtOnce(_ count: Int, on hasher: Argon2Hasher) async -> [Bool] {
+        await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<count {
+                group.addTask { (try? await hasher.hash("password1")) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+    }
+
     @Test("hashes are Argon2id PHC strings that verify the right password only")
     func roundTrip() async throws {
         let hasher = try Argon2Hasher(parameters: Self.cheap, workers: 1)
@@ -73,19 +83,7 @@ struct Argon2HasherTests {
     @Test("a full queue answers overloaded instead of waiting")
     func overloaded() async throws {
         let hasher = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1), workers: 1, queueLimit: 1)
-        let outcomes = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<6 {
-                group.addTask {
-                    do {
-                        _ = try await hasher.hash("password1")
-                        return true
-                    } catch {
-                        return false
-                    }
-                }
-            }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
-        }
+        let outcomes = await Self.hashAtOnce(6, on: hasher)
         // One runs, one waits; the rest are refused at once.
         #expect(outcomes.filter { $0 }.count >= 1)
         #expect(outcomes.filter { !$0 }.count >= 3)
@@ -96,19 +94,7 @@ struct Argon2HasherTests {
     @Test("a hash expected to wait longer than max_wait is refused at once, long before the queue is full")
     func admissionByWait() async throws {
         let hasher = try Argon2Hasher(parameters: Argon2Parameters(memoryKiB: 65536, iterations: 3, parallelism: 1), workers: 1, queueLimit: 1000, maxWait: .milliseconds(1))
-        let outcomes = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<20 {
-                group.addTask {
-                    do {
-                        _ = try await hasher.hash("password1")
-                        return true
-                    } catch {
-                        return false
-                    }
-                }
-            }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
-        }
+        let outcomes = await Self.hashAtOnce(20, on: hasher)
         // One runs; one behind it would wait a whole hash, far past 1 ms: refused, though
         // 1,000 could queue.
         #expect(outcomes.filter { $0 }.count >= 1)

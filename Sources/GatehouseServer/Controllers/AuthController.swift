@@ -161,10 +161,7 @@ struct AuthController: Sendable {
     }
 
     func clientInfo(_ request: Request, context: GatehouseRequestContext) -> ClientInfo {
-        ClientInfo(
-            ip: ClientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: configuration.trustedProxies),
-            userAgent: request.headers[.userAgent] ?? ""
-        )
+        ClientInfo(request, context: context, trustedProxies: configuration.trustedProxies)
     }
 }
 
@@ -172,5 +169,16 @@ extension Optional {
     func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
         guard let value = self else { return nil }
         return try await transform(value)
+    }
+}
+
+extension ClientInfo {
+    /// Who sent `request`: the real client address (through `trustedProxies`) and user agent,
+    /// as sessions and the audit log record them.
+    init(_ request: Request, context: GatehouseRequestContext, trustedProxies: [CIDR]) {
+        self.init(
+            ip: ClientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: trustedProxies),
+            userAgent: request.headers[.userAgent] ?? ""
+        )
     }
 }

@@ -25,9 +25,9 @@ struct CrossSiteMiddleware: RouterMiddleware {
         guard CrossSitePolicy.changesState(request.method), path.hasPrefix("/auth/"),
             policy.isCrossSite(request.headers, host: context.forwarding?.host ?? request.head.authority)
         else { return try await next(request, context) }
-        let ip = ClientAddress.resolve(peer: context.peerAddress, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: trustedProxies)
-        if await audits.check([RateCheck("csrf_audit", Self.auditedPerMinute, subject: ip)].compactMap { $0 }) == .allowed {
-            try await store.audit(AuditEvent(at: Date(), kind: .crossSiteRefused, outcome: .failure, reason: path, ip: ip, userAgent: request.headers[.userAgent] ?? ""))
+        let client = ClientInfo(request, context: context, trustedProxies: trustedProxies)
+        if await audits.check([RateCheck("csrf_audit", Self.auditedPerMinute, subject: client.ip)].compactMap { $0 }) == .allowed {
+            try await store.audit(AuditEvent(at: Date(), kind: .crossSiteRefused, outcome: .failure, reason: path, ip: client.ip, userAgent: client.userAgent))
         }
         context.logger.notice("cross-site request refused", metadata: ["path": "\(path)", "origin": "\(request.headers[.origin] ?? "-")"])
         throw AuthError.crossSite

@@ -330,21 +330,21 @@ struct LoginFailureRecord: Codable, FetchableRecord, PersistableRecord, Sendable
     static func count(_ db: Database, _ counting: LoginFailureCount, now: Date) throws -> Date? {
         let nowMilliseconds = Timestamp.milliseconds(now)
         let lockout = counting.lockout
-        var row = try fetchOne(db, key: key(counting.bucket))
-        if let current = row, current.lockedUntil(now: now) != nil { return nil }
-        if row == nil || row!.windowStartedAt + lockout.window.milliseconds <= nowMilliseconds || row!.lockedUntil != nil {
-            row = LoginFailureRecord(
+        let stored = try fetchOne(db, key: key(counting.bucket))
+        if let stored, stored.lockedUntil(now: now) != nil { return nil }
+        // A count goes on within its window; after the window, or after a lock, it starts afresh.
+        var row =
+            stored.flatMap { $0.lockedUntil == nil && $0.windowStartedAt + lockout.window.milliseconds > nowMilliseconds ? $0 : nil }
+            ?? LoginFailureRecord(
                 email: counting.bucket.email, address: counting.bucket.knownAddress ?? "", failures: 0, windowStartedAt: nowMilliseconds,
                 lockedUntil: nil, forgetAt: nowMilliseconds + lockout.window.milliseconds
             )
-        }
-        guard var row else { return nil }
         row.failures += 1
         var locked: Date?
         if row.failures >= lockout.maxFailures {
-            row.lockedUntil = nowMilliseconds + lockout.ban.milliseconds
-            row.forgetAt = row.lockedUntil!
-            locked = Timestamp.date(milliseconds: row.lockedUntil!)
+            let until = nowMilliseconds + lockout.ban.milliseconds
+            (row.lockedUntil, row.forgetAt) = (until, until)
+            locked = Timestamp.date(milliseconds: until)
         }
         try row.save(db)
         return locked
