@@ -1,0 +1,38 @@
+import Foundation
+
+/// Where scripts/bootstrap installs the tests' Python peers (Tests/python/requirements.txt).
+public let pythonPackages = packageRoot + "/.build-python"
+
+/// A `python3` process that imports the tests' Python peers: `arguments` are what follows
+/// `python3` (`["-c", source]`, `["-m", module, …]`, a script path).
+public func pythonProcess(_ arguments: [String]) throws -> Process {
+    guard FileManager.default.fileExists(atPath: pythonPackages) else {
+        throw ProcessError(message: "\(pythonPackages) is missing: run scripts/bootstrap")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try findExecutable("python3"))
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["PYTHONPATH"] = pythonPackages
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    process.environment = environment
+    return process
+}
+
+/// Runs a Python snippet to completion and returns its standard output; throws with its
+/// standard error when it exits non-zero.
+public func runPython(_ source: String, arguments: [String] = []) throws -> String {
+    let process = try pythonProcess(["-c", source] + arguments)
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ProcessError(message: "python3 failed: \(String(decoding: errorData, as: UTF8.self))")
+    }
+    return String(decoding: data, as: UTF8.self)
+}
