@@ -125,3 +125,163 @@ struct TOTPAuthenticatorTests {
         #expect(authenticator.verify(code: "755224", at: Date(timeIntervalSince1970: 10), after: nil) == 0)
     }
 }
+
+@Suite("MFA secrets at rest")
+struct SecretBoxTests {
+    static func box() -> SecretBox { SecretBox(key: SymmetricKey(size: .bits256))! }
+
+    @Test("a sealed secret opens for its user with its key, and is a versioned text")
+    func roundTrip() throws {
+        let box = Self.box()
+        let secret = TOTPSecret.generate().bytes
+        let sealed = try box.seal(secret, userID: "user-1")
+        #expect(sealed.hasPrefix("v1."))
+        #expect(Data(base64Encoded: String(sealed.dropFirst(3)))?.count == 12 + secret.count + 16)
+        #expect(try box.open(sealed, userID: "user-1") == secret)
+        #expect(try box.seal(secret, userID: "user-1") != sealed)
+        #expect(SecretBox(key: SymmetricKey(size: .bits128)) == nil)
+    }
+
+    @Test("another key, another user id, or any changed byte does not open")
+    func tamper() throws {
+        let box = Self.box()
+        let sealed = try box.seal(Array("secret".utf8), userID: "user-1")
+        #expect(throws: SecretBoxError.self) { try Self.box().open(sealed, userID: "user-1") }
+        #expect(throws: SecretBoxError.self) { try box.open(sealed, userID: "user-2") }
+        let combined = try #require(Data(base64Encoded: String(sealed.dropFirst(3))))
+        for index in combined.indices {
+            var changed = combined
+            changed[index] ^= 0x01
+            #expect(throws: SecretBoxError.self) { try box.open("v1." + changed.base64EncodedString(), userID: "user-1") }
+        }
+        #expect(throws: SecretBoxError.self) { try box.open("v2." + sealed.dropFirst(3), userID: "user-1") }
+        #expect(throws: SecretBoxError.self) { try box.open("v1.not base64", userID: "user-1") }
+    }
+}
+
+@Suite("MFA key loading")
+struct MFAKeyTests {
+    static let key = (0..<32).map { UInt8($0 * 7 + 1) }
+    static var base64: String { Data(key).base64EncodedString() }
+    static var hex: String { key.map { String(format: "%02x", $0) }.joined() }
+
+    /// Writes `text` to `path` with `mode`.
+    static func write(_ text: String, to path: String, mode: Int = 0o600) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+
+    /// Whether `first` opens what `second` seals: the two hold the same key.
+    static func sameKey(_ first: SecretBox, _ second: SecretBox) -> Bool {
+        guard let sealed = try? second.seal([1, 2, 3], userID: "u") else { return false }
+        return (try? first.open(sealed, userID: "u")) == [1, 2, 3]
+    }
+
+    /// Loads with only `keyFile` or only the variable set, the default path never used.
+    static func load(keyFile: String? = nil, variable: String? = nil, in directory: TemporaryDirectory) throws -> SecretBox {
+        let environment = variable.map { [SecretBox.environmentVariable: $0] } ?? [:]
+        return try SecretBox.load(keyFile: keyFile, environment: environment, defaultPath: directory.file("unused.key"))
+    }
+
+    @Test("the key file and the variable take base64 or hex, whitespace trimmed")
+    func formats() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let reference = SecretBox(key: SymmetricKey(data: Self.key))!
+        for (name, text) in [("b64", Self.base64 + "\n"), ("hex", "  " + Self.hex + "\n"), ("HEX", Self.hex.uppercased())] {
+            try Self.write(text, to: directory.file(name))
+            #expect(Self.sameKey(reference, try Self.load(keyFile: directory.file(name), in: directory)), "\(name)")
+        }
+        #expect(Self.sameKey(reference, try Self.load(variable: " " + Self.base64 + " ", in: directory)))
+        #expect(Self.sameKey(reference, try Self.load(variable: Self.hex, in: directory)))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("unused.key")))
+    }
+
+    @Test("a wrong length or encoding is refused, naming the file or variable and never the key")
+    func badKeys() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let short = Data(Self.key.prefix(16)).base64EncodedString()
+        let cases = [short, String(Self.hex.dropLast()), Self.hex + "00", "zz" + Self.hex.dropFirst(2), "garbage!", ""]
+        for text in cases {
+            try Self.write(text, to: directory.file("bad.key"))
+            let fromFile = #expect(throws: ConfigurationError.self) { try Self.load(keyFile: directory.file("bad.key"), in: directory) }
+            #expect(fromFile?.key == directory.file("bad.key"))
+            let fromVariable = #expect(throws: ConfigurationError.self) { try Self.load(variable: text, in: directory) }
+            #expect(fromVariable?.key == SecretBox.environmentVariable)
+            for error in [fromFile, fromVariable].compactMap({ $0 }) where text.count > 4 {
+                #expect(!error.description.contains(text.trimmingCharacters(in: .whitespaces)))
+            }
+        }
+        let tooShort = #expect(throws: ConfigurationError.self) { try Self.load(variable: short, in: directory) }
+        #expect(tooShort?.message.contains("16 bytes") == true)
+    }
+
+    @Test("a key file group or others can read is refused, as is a missing file, and both sources at once")
+    func refusals() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        for mode in [0o640, 0o604, 0o620, 0o644] {
+            try Self.write(Self.base64, to: directory.file("open.key"), mode: mode)
+            let error = #expect(throws: ConfigurationError.self) { try Self.load(keyFile: directory.file("open.key"), in: directory) }
+            #expect(error?.message.contains("chmod 600") == true)
+        }
+        try Self.write(Self.base64, to: directory.file("owner.key"), mode: 0o400)
+        #expect(throws: Never.self) { try Self.load(keyFile: directory.file("owner.key"), in: directory) }
+        let missing = #expect(throws: ConfigurationError.self) { try Self.load(keyFile: directory.file("missing.key"), in: directory) }
+        #expect(missing?.key == directory.file("missing.key"))
+        #expect(throws: ConfigurationError.self) { try Self.load(keyFile: directory.file("owner.key"), variable: Self.base64, in: directory) }
+        try Self.write(Self.base64, to: directory.file("default.key"), mode: 0o644)
+        #expect(throws: ConfigurationError.self) { try SecretBox.load(keyFile: nil, environment: [:], defaultPath: directory.file("default.key")) }
+    }
+
+    @Test("with no key configured one is generated beside the database, mode 0600, and reused")
+    func generated() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("mfa.key")
+        let first = try SecretBox.load(keyFile: nil, environment: [:], defaultPath: path)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))?.count == 32)
+        let second = try SecretBox.load(keyFile: nil, environment: [:], defaultPath: path)
+        #expect(Self.sameKey(first, second))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["mfa.key"])
+    }
+
+    @Test("a process that loses the race to create the key file takes the winner's key")
+    func loserReadsWinner() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("mfa.key")
+        try Self.write(Self.base64 + "\n", to: path)
+        #expect(try KeyFile.publishNewKey(at: path) == Self.key)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == Self.base64 + "\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["mfa.key"])
+    }
+
+    @Test("concurrent first loads agree on one key")
+    func concurrentFirstLoads() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("mfa.key")
+        let boxes = LockedResults()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            boxes.append(try? SecretBox.load(keyFile: nil, environment: [:], defaultPath: path))
+        }
+        let loaded = boxes.values.compactMap { $0 }
+        #expect(loaded.count == 16)
+        #expect(loaded.allSatisfy { Self.sameKey($0, loaded[0]) })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["mfa.key"])
+    }
+}
+
+/// Results gathered from several threads.
+final class LockedResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [SecretBox?] = []
+
+    func append(_ box: SecretBox?) { lock.withLock { stored.append(box) } }
+    var values: [SecretBox?] { lock.withLock { stored } }
+}
