@@ -285,3 +285,44 @@ final class LockedResults: @unchecked Sendable {
     func append(_ box: SecretBox?) { lock.withLock { stored.append(box) } }
     var values: [SecretBox?] { lock.withLock { stored } }
 }
+
+@Suite("Recovery codes")
+struct RecoveryCodeTests {
+    @Test("a set is 10 distinct codes shaped xxxx-xxxx-xxxx from the unambiguous alphabet")
+    func generation() {
+        let codes = RecoveryCode.generateSet()
+        #expect(codes.count == 10 && Set(codes).count == 10)
+        for code in codes {
+            let parts = code.formatted.split(separator: "-")
+            #expect(parts.count == 3 && parts.allSatisfy { $0.count == 4 })
+            #expect(code.normalized.allSatisfy { "0123456789abcdefghjkmnpqrstvwxyz".contains($0) })
+            #expect(RecoveryCode(code.formatted) == code)
+        }
+        #expect(Set(RecoveryCode.generateSet() + codes).count == 20)
+    }
+
+    @Test("input is read whatever the case, spaces and dashes, with o, i and l taken for 0 and 1")
+    func normalization() throws {
+        let code = try #require(RecoveryCode("7k2m-9p0q-1rst"))
+        for typed in ["7K2M-9P0Q-1RST", "7k2m9p0q1rst", " 7k2m 9p0q 1rst ", "7k-2m9-p0q1-rs-t", "7k2m-9pOq-lrst", "7k2m-9poq-Irst"] {
+            #expect(RecoveryCode(typed) == code, "\(typed)")
+        }
+        for bad in ["7k2m-9p0q-1rs", "7k2m-9p0q-1rstv", "7k2m-9p0q-1rsu", "7k2m_9p0q_1rst", "7k2m-9p0q-1rs!", ""] {
+            #expect(RecoveryCode(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("hashes are SHA-256 hex, the same for every way of typing a code, different per code and per user")
+    func hashes() throws {
+        let codes = RecoveryCode.generateSet()
+        let hashes = codes.map { $0.hash(userID: "user-1") }
+        #expect(Set(hashes).count == 10)
+        #expect(hashes.allSatisfy { $0.hex.count == 64 && $0.hex.allSatisfy(\.isHexDigit) })
+        #expect(!hashes.contains { $0.hex.contains(codes[0].normalized) })
+        let typed = try #require(RecoveryCode(codes[0].formatted.uppercased().replacingOccurrences(of: "-", with: " ")))
+        #expect(typed.hash(userID: "user-1") == hashes[0])
+        #expect(codes[0].hash(userID: "user-2") != hashes[0])
+        let expected = SHA256.hash(data: Array("user-1\u{0}\(codes[0].normalized)".utf8)).withUnsafeBytes { TokenHash.hex($0) }
+        #expect(hashes[0].hex == expected)
+    }
+}
