@@ -31,7 +31,7 @@ struct MailMessageTests {
         arguments: [
             "a@b\r\nBcc: evil@example.com", "Name\n <a@b>", "a@b\r", "Evil <a@b>, c@d", "<a@b> trailing", "a@b, c@d",
             "a b@c", "a@b>", "<a@b", "no-at-sign", "a..b@c", "a@b..c", "@b", "a@", "a@b\u{0}", "Jöhn <jöhn@example.com>",
-            "a@exämple.com", "\"quoted local\"@example.com", "a@[127.0.0.1]",
+            "a@exämple.com", "\"quoted local\"@example.com", "a@[127.0.0.1]", "a>b@example.com", "a<b@example.com",
         ]
     )
     func refusesBadAddresses(text: String) {

@@ -283,7 +283,7 @@ struct SMTPClientTests {
         let server = try await SMTPServer()
         defer { server.shutdown() }
         let smtp = try client(for: server, security: .none)
-        for (sender, recipient) in [("a@example.com", "b@example.com>\r\nRCPT TO:<evil@example.com"), ("a@example.com>\r\nRSET", "b@example.com")] {
+        for (sender, recipient) in [("a@example.com", "b@example.com>\r\nRCPT TO:<evil@example.com"), ("a@example.com>\r\nRSET", "b@example.com"), ("a@example.com", "evil>@example.com")] {
             let error = await smtpError { try await smtp.send(from: sender, to: recipient, data: "Subject: x\r\n\r\nx\r\n") }
             #expect(error?.code == .invalidRequest)
             #expect(error?.isTransient == false)
