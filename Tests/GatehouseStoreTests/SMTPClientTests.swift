@@ -127,6 +127,14 @@ struct SMTPClientTests {
         #expect(try ParsedMail(received[0]).subject == "Notice")
     }
 
+    @Test("a server that refuses EHLO gets HELO and the mail")
+    func heloFallback() async throws {
+        let server = try await SMTPServer(refuseEHLO: true)
+        defer { server.shutdown() }
+        try await client(for: server, security: .none).send(notice())
+        #expect(try await server.waitForMessages(count: 1).count == 1)
+    }
+
     @Test("implicit TLS delivery, the certificate checked against the host name")
     func implicitTLSDelivery() async throws {
         let server = try await SMTPServer(security: .tls)

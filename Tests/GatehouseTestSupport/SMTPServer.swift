@@ -34,10 +34,11 @@ public final class SMTPServer: @unchecked Sendable {
     private var process: Process?
 
     /// Starts a server and waits until its port accepts connections. `failWith` (a 4xx or
-    /// 5xx code) is the answer to every RCPT and DATA; `authMechanisms` limits what AUTH offers.
+    /// 5xx code) is the answer to every RCPT and DATA; `authMechanisms` limits what AUTH offers;
+    /// `refuseEHLO` makes it an old server that answers EHLO with 502 and knows only HELO.
     public init(
         security: Security = .plain, username: String? = nil, password: String? = nil, failWith: Int? = nil,
-        authMechanisms: [String] = ["PLAIN", "LOGIN"]
+        authMechanisms: [String] = ["PLAIN", "LOGIN"], refuseEHLO: Bool = false
     ) async throws {
         self.port = try freePort()
         self.security = security
@@ -55,6 +56,7 @@ public final class SMTPServer: @unchecked Sendable {
         ]
         if let username, let password { arguments += ["--username", username, "--password", password] }
         if let failWith { arguments += ["--fail-with", String(failWith)] }
+        if refuseEHLO { arguments.append("--refuse-ehlo") }
         self.arguments = arguments
         do {
             try await start()

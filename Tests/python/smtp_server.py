@@ -18,15 +18,25 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, directory, fail_with):
+    def __init__(self, directory, fail_with, refuse_ehlo):
         self.directory = directory
         self.fail_with = fail_with
+        self.refuse_ehlo = refuse_ehlo
         names = [name for name in os.listdir(directory) if name.endswith(".eml")]
         self.next = max([int(name[:-4]) for name in names], default=0) + 1
 
     def refusal(self):
         status = "4.3.0" if self.fail_with < 500 else "5.7.1"
         return f"{self.fail_with} {status} refused by the test server"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.refuse_ehlo:
+            # An old server: only HELO.
+            session.extended_smtp = False
+            return ["502 5.5.1 EHLO not implemented"]
+        # With this hook defined, aiosmtpd leaves recording the greeting to it.
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.fail_with:
@@ -82,6 +92,7 @@ def main():
     parser.add_argument("--password")
     parser.add_argument("--mechanisms", default="PLAIN,LOGIN")
     parser.add_argument("--fail-with", type=int, default=0)
+    parser.add_argument("--refuse-ehlo", action="store_true")
     arguments = parser.parse_args()
 
     options = {"hostname": "127.0.0.1", "port": arguments.port, "server_hostname": "localhost", "ready_timeout": 60}
@@ -102,7 +113,7 @@ def main():
             auth_exclude_mechanism=[name for name in ("PLAIN", "LOGIN") if name not in offered],
         )
 
-    controller = Controller(Handler(arguments.dir, arguments.fail_with), **options)
+    controller = Controller(Handler(arguments.dir, arguments.fail_with, arguments.refuse_ehlo), **options)
     controller.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
