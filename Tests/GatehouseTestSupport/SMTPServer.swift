@@ -80,6 +80,8 @@ public final class SMTPServer: @unchecked Sendable {
         process.standardOutput = logHandle
         process.standardError = logHandle
         try process.run()
+        // The child has its own copy of the descriptor.
+        try? logHandle?.close()
         self.process = process
         let port = self.port
         let deadline = ContinuousClock.now + .seconds(60)
