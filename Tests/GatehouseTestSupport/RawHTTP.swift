@@ -25,7 +25,7 @@ public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, ti
 }
 
 /// A blocking TCP connection to `host:port` with a receive timeout; the caller closes it.
-private func connectTCP(host: String, port: Int, receiveTimeout: Duration, noDelay: Bool = false) throws -> Int32 {
+func connectTCP(host: String, port: Int, receiveTimeout: Duration, noDelay: Bool = false) throws -> Int32 {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw ProcessError(message: "socket() failed") }
     var address = sockaddr_in()
