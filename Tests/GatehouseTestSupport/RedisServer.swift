@@ -4,8 +4,8 @@ import Foundation
 /// temp directory: it can be killed, hung (SIGSTOP), resumed and restarted on the same port,
 /// empty or from its last `SAVE`.
 public final class RedisServer: @unchecked Sendable {
-    /// The port it listens on.
-    public let port: Int
+    /// The port it listens on (chosen again if another process took it before the first start).
+    public private(set) var port: Int
     /// Its working directory (where `SAVE` writes `dump.rdb`).
     public let directory: TemporaryDirectory
     /// `requirepass`, if any.
@@ -17,6 +17,16 @@ public final class RedisServer: @unchecked Sendable {
         self.port = try freePort()
         self.directory = try TemporaryDirectory()
         self.password = password
+        // freePort() hands back an ephemeral port, and until redis-server binds it any outgoing
+        // connection on the machine may take it: a server that exits at once gets a new port.
+        for _ in 1..<5 {
+            do {
+                try await start()
+                return
+            } catch let error as RedisStartError where error.exited {
+                port = try freePort()
+            }
+        }
         try await start()
     }
 
@@ -37,16 +47,26 @@ public final class RedisServer: @unchecked Sendable {
         ]
         if let password { arguments += ["--requirepass", password] }
         process.arguments = arguments
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        let logPath = directory.file("redis.log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
+        try? log?.close()
         self.process = process
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if (try? cli("PING"))?.hasPrefix("PONG") == true { return }
-            try await Task.sleep(for: .milliseconds(20))
+        // Generous: on two shared cores with the whole suite starting at once, a process start
+        // can take seconds. The wait ends early if the server exits.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if (try? cli("PING"))?.hasPrefix("PONG") == true, process.isRunning { return }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
-        throw ProcessError(message: "redis-server did not start on port \(port)")
+        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        throw RedisStartError(
+            exited: !process.isRunning,
+            message: "redis-server did not start on port \(port): \(output.suffix(500))")
     }
 
     /// Runs `redis-cli` against this server and returns its output.
@@ -90,6 +110,13 @@ public final class RedisServer: @unchecked Sendable {
         kill()
         directory.remove()
     }
+}
+
+/// Why ``RedisServer/start(empty:)`` failed; `exited` when the process ended (a port taken).
+struct RedisStartError: Error, CustomStringConvertible {
+    let exited: Bool
+    let message: String
+    var description: String { message }
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
