@@ -31,6 +31,7 @@ extension ConfigurationKey {
         .list("trusted_proxies", \.trustedProxies, of: .cidr, "peers whose X-Forwarded-* and X-Original-URL are believed"),
         .scalar("public_url", \.publicURL, .publicURL, "Gatehouse's own origin: base of mailed links and of the cross-site check; empty = the request's host"),
         .list("allowed_origins", \.allowedOrigins, of: .origin, "other origins trusted for cookie-authenticated state changes"),
+        .scalar("require_verified_email", \.requireVerifiedEmail, .boolean, "admit only users with a verified email to auth: required routes and /auth/verify"),
         .scalar("abuse.login_per_ip", \.abuse.loginPerIP, .rateLimit, "login attempts per client IP"),
         .scalar("abuse.login_per_account", \.abuse.loginPerAccount, .rateLimit, "login attempts per account (and per address that logged in to it before)"),
         .scalar("abuse.signup_per_ip", \.abuse.signupPerIP, .rateLimit, "signups per client IP"),
@@ -40,6 +41,19 @@ extension ConfigurationKey {
         .scalar("abuse.lockout.max_failures", \.abuse.lockout.maxFailures, .integer(0...1_000_000), "failed logins within the window that lock; 0 = no lockout"),
         .scalar("abuse.lockout.window", \.abuse.lockout.window, .duration(positive: true), "how far back failed logins are counted"),
         .scalar("abuse.lockout.ban", \.abuse.lockout.ban, .duration(positive: true), "how long a lock lasts"),
+        .scalar("mail.mailer", \.mail.mailer, .choice, "none, file (.eml files in mail.file_dir) or smtp"),
+        .scalar("mail.from", \.mail.from, .mailbox, "the From of every message"),
+        .scalar("mail.file_dir", \.mail.fileDir, .text(nonEmpty: true), "where the file mailer writes .eml files"),
+        .scalar("mail.template_dir", \.mail.templateDir, .text(), "templates overriding the built-in ones (<name>.txt, <name>.html); empty = built-in"),
+        .scalar("mail.smtp.host", \.mail.smtp.host, .text(), "the SMTP submission server"),
+        .scalar("mail.smtp.port", \.mail.smtp.port, .integer(1...65535), "its port (587 STARTTLS, 465 TLS)"),
+        .scalar("mail.smtp.security", \.mail.smtp.security, .choice, "starttls (required, never skipped), tls (implicit) or none"),
+        .scalar("mail.smtp.username", \.mail.smtp.username, .text(), "the AUTH user; empty = no AUTH"),
+        .scalar("mail.smtp.password_file", \.mail.smtp.passwordFile, .text(), "a file holding the AUTH password (or GATEHOUSE_MAIL_SMTP_PASSWORD)"),
+        .scalar("mail.smtp.timeout", \.mail.smtp.timeout, .duration(positive: true), "the longest wait for the connection or one reply"),
+        .scalar("mail.smtp.ca_file", \.mail.smtp.caFile, .text(), "a PEM file of CA certificates trusted besides the system's; empty = system roots"),
+        .scalar("mfa.issuer", \.mfa.issuer, .text(nonEmpty: true), "the issuer authenticator apps show"),
+        .scalar("mfa.key_file", \.mfa.keyFile, .text(), "the key encrypting TOTP secrets at rest (or GATEHOUSE_MFA_KEY); empty = <database.path>.mfa-key, created when missing"),
         .scalar("proxy.connect_timeout", \.proxy.connectTimeout, .duration(positive: true), "connecting to an upstream; past it 502"),
         .scalar("proxy.response_timeout", \.proxy.responseTimeout, .duration(positive: true), "waiting for an upstream's response head; past it 504"),
         .scalar("proxy.idle_timeout", \.proxy.idleTimeout, .duration(positive: true), "no response bytes from the upstream this long closes the connection"),
@@ -167,6 +181,21 @@ extension ScalarFormat where Value == String {
     static var publicURL: ScalarFormat {
         text().checked { url in
             url.isEmpty || CrossSitePolicy.origin(url, allowingPath: true) != nil ? nil : "expected an http(s) URL such as https://auth.example.com, or empty"
+        }
+    }
+
+    /// A mailbox, `Name <address>` or `address`, with nothing that could break a header.
+    static var mailbox: ScalarFormat {
+        text(nonEmpty: true).checked { value in
+            if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) { return "must be one line of text" }
+            var address = Substring(value)
+            if let open = value.lastIndex(of: "<") {
+                guard value.hasSuffix(">") else { return "expected Name <address> or an address" }
+                address = value[value.index(after: open)..<value.index(before: value.endIndex)]
+            }
+            let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+            let valid = parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty && !address.contains { $0 == " " || $0 == "<" || $0 == ">" || $0 == "\"" }
+            return valid ? nil : "expected an address such as Gatehouse <no-reply@example.com>"
         }
     }
 

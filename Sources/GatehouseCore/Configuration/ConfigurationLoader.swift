@@ -9,7 +9,8 @@ public enum ConfigurationLoader {
     /// Prefix of every overriding environment variable.
     public static let environmentPrefix = "GATEHOUSE_"
     /// Variables with the prefix that are not configuration keys.
-    static let nonKeyVariables: Set<String> = ["GATEHOUSE_CONFIG"]
+    /// Secrets that only the environment may carry (SPEC §4) are read where they are used.
+    static let nonKeyVariables: Set<String> = ["GATEHOUSE_CONFIG", "GATEHOUSE_MAIL_SMTP_PASSWORD", "GATEHOUSE_MFA_KEY"]
 
     /// Loads the file at `path`, then applies `environment`.
     public static func load(path: String, environment: [String: String]) throws -> GatehouseConfiguration {
@@ -90,6 +91,14 @@ public enum ConfigurationLoader {
         try decodeSection(root, path: "", into: &configuration)
         for (index, route) in configuration.routes.enumerated() where configuration.upstreams[route.upstream] == nil {
             throw ConfigurationError(key: "routes[\(index)].upstream", message: "no upstream named \"\(route.upstream)\" in upstreams")
+        }
+        if configuration.mail.mailer != .none, configuration.publicURL.isEmpty {
+            // A link built from the request's Host would let anyone who asks for a reset mail
+            // choose where the victim's token is sent.
+            throw ConfigurationError(key: "public_url", message: "mail.mailer is \(configuration.mail.mailer.rawValue): mailed links need Gatehouse's public URL (they are never built from a request's Host)")
+        }
+        if configuration.mail.mailer == .smtp, configuration.mail.smtp.host.isEmpty {
+            throw ConfigurationError(key: "mail.smtp.host", message: "mail.mailer is smtp: the SMTP server's host is needed")
         }
         return configuration
     }

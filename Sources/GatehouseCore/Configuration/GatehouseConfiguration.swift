@@ -38,6 +38,12 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var allowedOrigins: [String] = []
     /// Rate limits and the login lockout.
     public var abuse = AbuseConfiguration()
+    /// Whether `auth: required` routes and `/auth/verify` admit only users whose email is verified.
+    public var requireVerifiedEmail = false
+    /// How account mail (password reset, email verification) is sent.
+    public var mail = MailConfiguration()
+    /// Second factors.
+    public var mfa = MFAConfiguration()
 
     /// The defaults of SPEC §4, used for every key a file leaves out.
     public init(

@@ -81,6 +81,8 @@ public struct PendingDecision: Sendable {
     }
 
     fileprivate let kind: Kind
+    /// `require_verified_email`: a live session of an unverified user is not admitted.
+    fileprivate var requireVerifiedEmail = false
     /// The session cookies to look up: only these count.
     public let cookies: [Substring]
     /// The upstream a live session would be forwarded to (`nil` for the verify endpoints), so
@@ -97,20 +99,37 @@ public struct PendingDecision: Sendable {
     public func decide(_ session: SessionAnswer) -> GatewayDecision {
         switch kind {
         case .verify(let location):
-            guard case .live(let identity) = session else { return .unauthorized(location: location) }
+            // nginx passes only 401 and 403 on; the spec asks 401 of an unverified user too.
+            guard case .live(let identity) = session, admission(identity) == nil else { return .unauthorized(location: location) }
             return .verified(identity)
         case .forward(let browser, let location):
             guard case .live(let identity) = session else { return browser ? .loginRedirect(location: location) : .unauthorized(location: nil) }
+            // Forward auth passes the answer to the client: the 403 says what to do.
+            if let denial = admission(identity) { return .forbidden(denial) }
             return .verified(identity)
         case .proxy(let route, let forward, let refusal):
             switch session {
             case .failed: return .refused(.internalError)
             case .anonymous, .rejected: return refusal
             case .live(let identity):
-                if let denial = GatewayPolicy.denial(of: identity, by: route) { return .forbidden(denial) }
+                if let denial = admission(identity) ?? GatewayPolicy.denial(of: identity, by: route) { return .forbidden(denial) }
                 return .forward(forward(identity))
             }
         }
+    }
+}
+
+extension PendingDecision {
+    /// Why a live session is not admitted anywhere a session is required, or `nil`.
+    fileprivate func admission(_ identity: Identity) -> AuthError? {
+        requireVerifiedEmail && !identity.emailVerified ? .emailNotVerified : nil
+    }
+
+    /// The same decision under `require_verified_email`.
+    fileprivate func requiring(verifiedEmail: Bool) -> PendingDecision {
+        var decision = self
+        decision.requireVerifiedEmail = verifiedEmail
+        return decision
     }
 }
 
@@ -141,6 +160,8 @@ public struct GatewayPolicy: Sendable {
     public let identity: IdentityFields
     /// Which state changes are refused as cross-site.
     public let crossSite: CrossSitePolicy
+    /// `require_verified_email`.
+    public let requireVerifiedEmail: Bool
 
     /// The policy of a configuration.
     public init(configuration: GatehouseConfiguration) {
@@ -151,6 +172,7 @@ public struct GatewayPolicy: Sendable {
         cookieName = configuration.cookie.effectiveName
         identity = IdentityFields(configuration.identityHeaders)
         crossSite = CrossSitePolicy(publicURL: configuration.publicURL, allowedOrigins: configuration.allowedOrigins)
+        requireVerifiedEmail = configuration.requireVerifiedEmail
     }
 
     // MARK: The decision
@@ -169,7 +191,7 @@ public struct GatewayPolicy: Sendable {
             {
                 return .decided(.forbidden(.crossSite))
             }
-            return .needsSession(verifyDecision(endpoint, request, client: client))
+            return .needsSession(verifyDecision(endpoint, request, client: client).requiring(verifiedEmail: requireVerifiedEmail))
         }
         // RFC 9112 §3.2: more than one Host is a 400; routing and the upstream could
         // otherwise read different hosts.
@@ -204,7 +226,8 @@ public struct GatewayPolicy: Sendable {
                 let refusal: GatewayDecision =
                     Self.isBrowserNavigation(method: request.method.rawValue, accept: request.headerFields[.accept])
                     ? .loginRedirect(location: loginLocation(returningTo: target)) : .unauthorized(location: nil)
-                return .needsSession(PendingDecision(kind: .proxy(route: route, forward: { forward($0) }, refusal: refusal), cookies: sessionCookies(request), upstream: upstream))
+                let pending = PendingDecision(kind: .proxy(route: route, forward: { forward($0) }, refusal: refusal), cookies: sessionCookies(request), upstream: upstream)
+                return .needsSession(pending.requiring(verifiedEmail: requireVerifiedEmail))
             }
         }
     }

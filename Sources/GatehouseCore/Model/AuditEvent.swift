@@ -26,6 +26,26 @@ public enum AuditEventKind: String, Sendable, CaseIterable {
     case rateLimited = "rate_limited"
     /// A state change from another site was refused (SPEC §2.4 cross-site protection).
     case crossSiteRefused = "csrf_refused"
+    /// A user changed their password (with the current one).
+    case passwordChanged = "password_changed"
+    /// A password reset was asked for (`unknown_email` when no account has the address).
+    case passwordResetRequested = "password_reset_requested"
+    /// A password was set through a reset link (or a reset link was refused).
+    case passwordReset = "password_reset"
+    /// An email address was verified (by its link, or by an administrator).
+    case emailVerified = "email_verified"
+    /// A verification mail was queued (at signup or on request).
+    case emailVerificationSent = "email_verification_sent"
+    /// A password was right and the second factor is asked for.
+    case mfaChallenged = "mfa_challenged"
+    /// TOTP setup began (a new secret was issued).
+    case mfaSetupStarted = "mfa_setup_started"
+    /// TOTP was confirmed and is required at login from now on.
+    case mfaEnabled = "mfa_enabled"
+    /// TOTP was turned off (by the user with the password, or by an administrator).
+    case mfaDisabled = "mfa_disabled"
+    /// New recovery codes replaced the old ones.
+    case recoveryCodesRegenerated = "recovery_codes_regenerated"
 }
 
 /// Whether the audited action happened.

@@ -67,6 +67,29 @@ public struct AuthError: Error, Sendable, Equatable {
     /// cross-site WebSocket hijacking).
     public static let crossSite = AuthError(status: 403, code: "csrf", message: "Cross-site request refused.")
 
+    /// 403: a wrong current password for a change that needs it (password change, MFA off).
+    public static let wrongPassword = AuthError(status: 403, code: "invalid_credentials", message: "The password is not right.")
+
+    /// 403: `require_verified_email` and a user whose email is not verified yet.
+    public static let emailNotVerified = AuthError(status: 403, code: "email_not_verified", message: "Verify your email address first: follow the link in the mail we sent.")
+
+    /// 400: a reset or verification token that is unknown, used, expired or void.
+    public static let invalidToken = AuthError(status: 400, code: "invalid_token", message: "This link is invalid or has expired; ask for a new one.")
+
+    /// 401: an `mfa_token` that is unknown, used or older than five minutes.
+    public static let invalidMFAToken = AuthError(status: 401, code: "invalid_token", message: "The login has expired; enter your email and password again.")
+
+    /// 401: a wrong second-factor code (TOTP or recovery code).
+    public static let invalidCode = AuthError(status: 401, code: "invalid_credentials", message: "Invalid code.")
+
+    /// 404: a session that is not one of the caller's.
+    public static let sessionNotFound = AuthError(status: 404, code: "not_found", message: "No such session.")
+
+    /// 409: a state the request does not apply to (`mfa_already_enabled`, `mfa_setup_required`, …).
+    public static func conflict(_ code: String, _ message: String) -> AuthError {
+        AuthError(status: 409, code: code, message: message)
+    }
+
     /// 500: something failed that the client cannot fix; details go to the log only.
     public static let internalError = AuthError(status: 500, code: "internal_error", message: "Internal error.")
 

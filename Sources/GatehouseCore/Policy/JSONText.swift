@@ -37,6 +37,23 @@ public struct JSONText: Sendable {
         add(key, object)
     }
 
+    /// Adds an array of objects.
+    public mutating func add(_ key: String, _ values: [JSONText]) {
+        member(key)
+        text += "[" + values.map(\.string).joined(separator: ",") + "]"
+    }
+
+    /// Adds an array of strings.
+    public mutating func add(_ key: String, _ values: [String]) {
+        member(key)
+        text += "["
+        for (index, value) in values.enumerated() {
+            if index > 0 { text += "," }
+            Self.appendQuoted(value, to: &text)
+        }
+        text += "]"
+    }
+
     /// The finished object.
     public var string: String { text + "}" }
 

@@ -199,7 +199,7 @@ public final class CachedAuthStore: AuthStore, Service {
         await writeThrough(user, session)
     }
 
-    private func writeThrough(_ user: User, _ session: NewSession) async {
+    func writeThrough(_ user: User, _ session: NewSession) async {
         guard isTrusted else { return }
         // The id is not known here; read the row back so the entry matches SQLite exactly.
         // NX: a new token has no entry, and a tombstone written meanwhile must stay.
@@ -285,6 +285,34 @@ public final class CachedAuthStore: AuthStore, Service {
             distrust("invalidations not applied: \(error)")
         }
     }
+
+    /// Drops the cached entries of the users' sessions (not their tombstones) after a change of
+    /// the user that every entry carries (email verified, MFA on or off): the next validation
+    /// reads SQLite and caches the user as it is now; the in-process caches are told by Redis.
+    /// A failure leaves the old entries for at most `redis.cache_ttl`, and they only ever
+    /// say less than the truth (unverified, MFA off), so the change is not retried.
+    func dropEntries(users: [String]) async {
+        guard !users.isEmpty else { return }
+        do {
+            let members = try await redis.pipeline(users.map { ["SMEMBERS", CacheKeys.user($0)] })
+            var keys: [String] = []
+            for case .array(let items) in members { keys += items.compactMap(\.string).map { CacheKeys.session(hex: $0) } }
+            guard !keys.isEmpty else { return }
+            // The PING after it, as in ``applyOwn(tokenHashes:users:)``: its reply comes after the
+            // in-process caches' invalidation pushes.
+            _ = try await redis.pipeline([["EVAL", Self.dropScript, String(keys.count)] + keys + [SessionCacheEntry.tombstone], ["PING"]])
+        } catch {
+            logger.warning("cached sessions not refreshed; they expire within redis.cache_ttl", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Deletes each key unless it holds a tombstone.
+    static let dropScript = """
+        for _, key in ipairs(KEYS) do
+          if redis.call('GET', key) ~= ARGV[1] then redis.call('DEL', key) end
+        end
+        return 0
+        """
 
     /// Tombstones the sessions and every cached session of the users.
     private func tombstone(tokenHashes: [String], users: [String]) async throws {

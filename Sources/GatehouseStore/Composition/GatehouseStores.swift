@@ -14,6 +14,11 @@ public struct GatehouseStores: Sendable {
     public let store: any AuthStore
     /// The Redis cache, when `redis.url` is set and asked for.
     public let cache: CachedAuthStore?
+    /// The SQLite store itself.
+    public let sqlite: SQLiteAuthStore
+
+    /// The account lifecycle's writes, with the cache told of each.
+    public var accounts: AccountStore { AccountStore(sqlite: sqlite, cache: cache) }
 
     /// Opens and migrates the database, and sets up the Redis cache when configured and
     /// `redis` is true (its connections open when its service runs, or in ``withCache(_:)``).
@@ -36,7 +41,7 @@ public struct GatehouseStores: Sendable {
                 sessionLifetime: configuration.session.lifetime, logger: logger
             )
         }
-        return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache)
+        return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, sqlite: sqlite)
     }
 
     /// Runs `body` with the Redis connections up (for command-line tools), then applies any

@@ -1,12 +1,9 @@
-/// How the connection to the SMTP server is protected.
-public enum SMTPSecurity: String, Sendable, Equatable {
-    /// Plain text throughout (a local relay); credentials are never sent.
-    case none
-    /// Plain text upgraded with `STARTTLS` before anything else; the server must offer it.
-    case starttls
-    /// TLS from the first byte ("implicit TLS", RFC 8314; port 465).
-    case tls
+import GatehouseCore
 
+/// How the connection to the SMTP server is protected: `mail.smtp.security`'s values.
+public typealias SMTPSecurity = SMTPSecurityMode
+
+extension SMTPSecurityMode {
     /// The usual port: 25, 587 (submission) or 465 (submissions).
     public var defaultPort: Int {
         switch self {

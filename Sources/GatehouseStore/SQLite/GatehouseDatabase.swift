@@ -173,6 +173,54 @@ public final class GatehouseDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v5_account_lifecycle") { db in
+            // SPEC §2.4. Tokens mailed or handed out (password reset, email verification, the
+            // MFA step of a login) are stored as SHA-256 only (I1). TOTP secrets are sealed with
+            // the `mfa.key_file` key; recovery codes are hashed. The mail outbox holds each
+            // message from the transaction that queued it until one instance has sent it; its
+            // text (which carries a token) is cleared once sent.
+            try db.execute(
+                sql: """
+                    CREATE TABLE account_tokens (
+                        token_hash TEXT PRIMARY KEY NOT NULL,
+                        purpose TEXT NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX account_tokens_user ON account_tokens(user_id, purpose);
+                    CREATE INDEX account_tokens_expires_at ON account_tokens(expires_at);
+                    CREATE TABLE totp_credentials (
+                        user_id TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        sealed_secret TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        confirmed_at INTEGER,
+                        last_used_step INTEGER
+                    ) WITHOUT ROWID;
+                    CREATE TABLE recovery_codes (
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        code_hash TEXT NOT NULL,
+                        PRIMARY KEY (user_id, code_hash)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE mail_outbox (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        created_at INTEGER NOT NULL,
+                        purpose TEXT NOT NULL,
+                        user_id TEXT,
+                        envelope_from TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        message TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        claimed_until INTEGER,
+                        sent_at INTEGER,
+                        failed_at INTEGER,
+                        last_error TEXT
+                    );
+                    CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+                    """
+            )
+        }
         return migrator
     }()
 }

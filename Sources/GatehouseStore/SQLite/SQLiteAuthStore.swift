@@ -248,6 +248,7 @@ public final class SQLiteAuthStore: AuthStore {
         return try await database.write { [ended] db in
             try CacheInvalidationRecord.filter(CacheInvalidationRecord.Columns.createdAt < retention).deleteAll(db)
             try LoginFailureRecord.filter(LoginFailureRecord.Columns.forgetAt <= nowMilliseconds).deleteAll(db)
+            try Self.purgeAccountRows(db, nowMilliseconds: nowMilliseconds)
             return try self.deleteSessions(db, SessionRecord.filter(ended), kind: .sessionExpired, reason: nil, client: nil)
         }
     }
