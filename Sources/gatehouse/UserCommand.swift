@@ -8,7 +8,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage accounts.",
-        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self, Unlock.self]
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self, Unlock.self, VerifyEmail.self, ResetMFA.self]
     )
 
     struct EmailArgument: ParsableArguments {
@@ -60,6 +60,40 @@ struct UserCommand: AsyncParsableCommand {
                 let dependencies = try openForCommand(options)
                 let locked = try await dependencies.store.unlockLogins(email: email, client: .commandLine)
                 emit(locked == 0 ? "\(email) was not locked; its failed-login counts are cleared" : "unlocked \(email)")
+            }
+        }
+    }
+
+    struct VerifyEmail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "verify-email", abstract: "Mark an account's email address verified (require_verified_email admits it).")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let dependencies = try openForCommand(options, redis: true)
+                let user = try await dependencies.withCache { try await dependencies.accounts.markEmailVerified(email: email, client: .commandLine) }
+                guard user != nil else { throw CLIError(message: "no account for \(email)") }
+                emit("verified \(email)")
+            }
+        }
+    }
+
+    struct ResetMFA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-mfa", abstract: "Turn an account's two-factor login off (its TOTP secret and recovery codes deleted), for a user who lost the device."
+        )
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let dependencies = try openForCommand(options, redis: true)
+                let user = try await dependencies.withCache { try await dependencies.accounts.disableMFA(email: email, reason: "admin", client: .commandLine) }
+                guard user != nil else { throw CLIError(message: "no account for \(email)") }
+                emit("two-factor login is off for \(email)")
             }
         }
     }

@@ -55,6 +55,13 @@ struct ConfigurationTests {
         "invalid configurations stop startup with a message naming the key",
         arguments: [
             ("listn: 127.0.0.1:1", "listn"),
+            ("mail:\n  mailer: file", "public_url"),
+            ("public_url: https://auth.example.com\nmail:\n  mailer: smtp", "mail.smtp.host"),
+            ("mail:\n  mailer: carrier-pigeon", "mail.mailer"),
+            ("mail:\n  from: 'Gatehouse <nobody>'", "mail.from"),
+            ("mail:\n  from: \"a@b\\r\\nBcc: x@y\"", "mail.from"),
+            ("mail:\n  smtp: {security: ssl}", "mail.smtp.security"),
+            ("mfa:\n  issuer: ''", "mfa.issuer"),
             ("redis:\n  timout: 5s", "redis.timout"),
             ("password:\n  argon2: {memory_kib: 10, iterations: 2, parallelism: 1}", "password.argon2.memory_kib"),
             ("password:\n  argon2: {memory_kib: 19456, iterations: 0}", "password.argon2.iterations"),

@@ -13,9 +13,21 @@ struct AuthController: Sendable {
     let authenticator: SessionAuthenticator
     let redirects: RedirectValidator
     let abuse: AbuseGuard
+    /// The account lifecycle's writes (password change and reset, verification, MFA).
+    let accounts: AccountStore
+    /// Reset and verification mail.
+    let mail: AccountMail
+    /// Seals TOTP secrets at rest.
+    let secrets: SecretBox
 
-    init(store: any AuthStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter) {
+    /// The source of truth, for what only it holds (tokens, TOTP secrets, the outbox).
+    var sqlite: SQLiteAuthStore { accounts.sqlite }
+
+    init(store: any AuthStore, accounts: AccountStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter, mail: AccountMail, secrets: SecretBox) {
         self.store = store
+        self.accounts = accounts
+        self.mail = mail
+        self.secrets = secrets
         self.hasher = hasher
         self.configuration = configuration
         self.authenticator = SessionAuthenticator(store: store, cookie: configuration.cookie)
@@ -28,6 +40,8 @@ struct AuthController: Sendable {
         router.post("/auth/login", use: login)
         router.post("/auth/logout", use: logout)
         router.get("/auth/me", use: me)
+        addAccountRoutes(to: router)
+        addMFARoutes(to: router)
     }
 
     @Sendable func signup(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -61,6 +75,13 @@ struct AuthController: Sendable {
             throw AuthError.emailTaken
         }
         context.logger.info("signup", metadata: ["user_id": "\(user.id)"])
+        if mail.isEnabled {
+            // The account is committed (I6); a verification mail that cannot be queued is
+            // logged, and `POST /auth/email/resend` sends another.
+            do { try await sendVerification(to: user, client: client) } catch {
+                context.logger.error("verification mail not queued", metadata: ["error": "\(error)"])
+            }
+        }
         return .json(.created, user.json, headers: sessionCookie(token))
     }
 
@@ -102,6 +123,11 @@ struct AuthController: Sendable {
         guard candidate.user.isActive else {
             try await store.recordLoginFailure(email: email, userId: candidate.user.id, reason: "user_disabled", client: client)
             throw AuthError.invalidCredentials
+        }
+        if candidate.user.mfaEnabled {
+            // The password is right; the session waits for the second factor. The hash upgrade
+            // and the lockout's reset wait for the whole login too.
+            return try await mfaChallenge(for: candidate.user, client: client)
         }
         // A hash made with older parameters is upgraded now that the password is known;
         // when the hashing pool is saturated the upgrade waits for a later login.

@@ -46,6 +46,16 @@ struct SessionAuthenticator: Sendable {
         return .rejected
     }
 
+    /// The caller's live session, or 401 `unauthenticated` (SPEC §2.4: every account endpoint
+    /// that needs one). A cookie the store refused is cleared from the browser.
+    func requireSession(_ request: Request) async throws -> (User, Session) {
+        switch try await authenticate(request) {
+        case .authenticated(let user, let session): return (user, session)
+        case .anonymous: throw AuthError.unauthenticated
+        case .rejected: throw SessionRequired(clearCookie: CookieHeader.clearingCookie(cookie))
+        }
+    }
+
     /// The gateway decision's view of ``authenticate(cookies:)``; a store error is logged
     /// and answered as ``SessionAnswer/failed``.
     func answer(cookies: [Substring], logger: Logger) async -> SessionAnswer {
@@ -71,4 +81,11 @@ struct SessionAuthenticator: Sendable {
             return .failed
         }
     }
+}
+
+/// A 401 `unauthenticated` that also clears a dead session cookie (``APIErrorMiddleware``
+/// answers it).
+struct SessionRequired: Error {
+    /// The `Set-Cookie` that clears it.
+    let clearCookie: String
 }

@@ -1,5 +1,6 @@
 import GatehouseCore
 import GatehouseStore
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
@@ -26,6 +27,10 @@ struct APIErrorMiddleware: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
+        } catch let error as SessionRequired {
+            var headers = HTTPFields()
+            headers[.setCookie] = error.clearCookie
+            response = .error(.unauthenticated, headers: headers)
         } catch {
             response = .error(Self.authError(for: error, context: context))
         }

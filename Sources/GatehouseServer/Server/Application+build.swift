@@ -1,3 +1,4 @@
+import Foundation
 import AsyncHTTPClient
 import HTTPTypes
 import GatehouseCore
@@ -22,6 +23,14 @@ public struct GatehouseDependencies: Sendable {
     public let hasher: Argon2Hasher
     /// The `abuse.*` counters: in Redis when it is configured, else in process.
     public let limiter: RateLimiter
+    /// Sends the mail outbox, unless `mail.mailer` is `none`.
+    let mailDelivery: MailDeliveryService?
+    /// Renders and queues account mail.
+    let accountMail: AccountMail
+    /// Seals TOTP secrets with the `mfa.key_file` key.
+    let secrets: SecretBox
+    /// See ``secrets`` (for tests of what is stored).
+    public var secretBox: SecretBox { secrets }
 
     /// The configuration in force.
     public var configuration: GatehouseConfiguration { stores.configuration }
@@ -47,7 +56,15 @@ public struct GatehouseDependencies: Sendable {
                 ? LocalSessionCache(store: cache, group: MultiThreadedEventLoopGroup.singleton, capacity: configuration.redis.localCacheSize, logger: logger)
                 : nil
         }
-        return GatehouseDependencies(stores: stores, localCache: localCache, hasher: hasher, limiter: RateLimiter(redis: stores.cache?.redis, logger: logger))
+        let delivery = try MailDeliveryService.configured(configuration, store: stores.sqlite, logger: logger)
+        return GatehouseDependencies(
+            stores: stores, localCache: localCache, hasher: hasher, limiter: RateLimiter(redis: stores.cache?.redis, logger: logger),
+            mailDelivery: delivery, accountMail: try AccountMail(configuration: configuration, delivery: delivery),
+            secrets: try SecretBox.load(
+                keyFile: configuration.mfa.keyFile.isEmpty ? nil : configuration.mfa.keyFile, environment: ProcessInfo.processInfo.environment,
+                defaultPath: configuration.database.path + ".mfa-key"
+            )
+        )
     }
 
     /// The client for upstreams: keep-alive pools per upstream, redirects passed through
@@ -80,6 +97,7 @@ public struct GatehouseDependencies: Sendable {
         ]
         if let cache { services += [cache.redis, cache] }
         if let localCache { services.append(localCache) }
+        if let mailDelivery { services.append(mailDelivery) }
         return services
     }
 
@@ -101,7 +119,11 @@ func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Rou
         )
     )
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
-    AuthController(store: dependencies.store, hasher: dependencies.hasher, configuration: dependencies.configuration, redirects: gateway.policy.redirects, limiter: dependencies.limiter).addRoutes(to: router)
+    AuthController(
+        store: dependencies.store, accounts: dependencies.stores.accounts, hasher: dependencies.hasher, configuration: dependencies.configuration,
+        redirects: gateway.policy.redirects, limiter: dependencies.limiter, mail: dependencies.accountMail,
+        secrets: dependencies.secrets
+    ).addRoutes(to: router)
     VerifyController(gateway: gateway).addRoutes(to: router)
     return router
 }
