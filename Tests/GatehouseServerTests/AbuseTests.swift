@@ -79,11 +79,11 @@ struct SharedRateLimitTests {
         let locked = try await api.login("locked@example.com", password)
         #expect(locked.status == 401)
         #expect(locked.json["error"] as? String == "invalid_credentials")
-        let unlock = try runGatehouse(["user", "unlock", "locked@example.com", "--config", config])
+        let unlock = try await runGatehouse(["user", "unlock", "locked@example.com", "--config", config])
         #expect(unlock.status == 0)
         #expect(unlock.stdout.contains("unlocked locked@example.com"))
         #expect(try await api.login("locked@example.com", password).status == 200)
-        let audit = try runGatehouse(["audit", "--user", "locked@example.com", "--json", "--config", config]).stdout
+        let audit = try await runGatehouse(["audit", "--user", "locked@example.com", "--json", "--config", config]).stdout
         #expect(audit.contains("\"login_locked\""))
         #expect(audit.contains("\"login_unlocked\""))
     }

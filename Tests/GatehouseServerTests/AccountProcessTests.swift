@@ -103,7 +103,7 @@ struct AccountProcessTests {
         // Again with Redis down when A changes the password: B's cached copy must not come back.
         let later = try #require(try await b.login("alice@example.com", "first new passphrase").sessionToken())
         #expect(try await b.get("/auth/verify", cookie: later).status == 200)
-        try instances.redis.cli("SAVE")
+        try await instances.redis.cli("SAVE")
         instances.redis.kill()
         let second = try await a.json(.post, "/auth/password", jsonBody(["current_password": "first new passphrase", "new_password": "second new passphrase"]), cookie: rotated)
         #expect(second.status == 200)
@@ -124,26 +124,26 @@ struct AccountCommandTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let config = try writeTestConfiguration(in: directory, extra: "require_verified_email: true")
-        func gatehouse(_ arguments: String...) throws -> CommandResult { try runGatehouse(arguments + ["--config", config]) }
+        func gatehouse(_ arguments: String...) async throws -> CommandResult { try await runGatehouse(arguments + ["--config", config]) }
         let server = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"))
         defer { server.terminate() }
         let api = SocketTarget(address: server.address)
         let (session, _, _) = try await MFALoginTests.enrol(api)
         #expect(try await api.get("/auth/verify", cookie: session).status == 401)
 
-        let verified = try gatehouse("user", "verify-email", "Alice@example.com")
+        let verified = try await gatehouse("user", "verify-email", "Alice@example.com")
         #expect(verified.status == 0)
         #expect(verified.stdout == "verified alice@example.com\n")
         #expect(try await api.get("/auth/verify", cookie: session).status == 200)
         #expect(try await api.login("alice@example.com", AuthAPITests.password).json["mfa_required"] as? Bool == true)
 
-        let reset = try gatehouse("user", "reset-mfa", "alice@example.com")
+        let reset = try await gatehouse("user", "reset-mfa", "alice@example.com")
         #expect(reset.status == 0)
         #expect(try await api.login("alice@example.com", AuthAPITests.password).sessionToken() != nil)
-        let missing = try gatehouse("user", "reset-mfa", "nobody@example.com")
+        let missing = try await gatehouse("user", "reset-mfa", "nobody@example.com")
         #expect(missing.status == 1)
         #expect(missing.stderr == "gatehouse: error: no account for nobody@example.com\n")
-        let audit = try gatehouse("audit", "--user", "alice@example.com", "--json").stdout
+        let audit = try await gatehouse("audit", "--user", "alice@example.com", "--json").stdout
         #expect(audit.contains(#""event":"email_verified""#) && audit.contains(#""event":"mfa_disabled""#))
     }
 }

@@ -41,15 +41,15 @@ struct FastPathLookupTests {
         let tokens = try instances.insertSessions(4, userId: userId)
         // Live, cached as Gatehouse caches it.
         let live = try sessionRow(tokens[0])
-        try instances.redis.cli("SET", "gatehouse:session:" + live.hash, try Self.entry(instances, userId: userId, email: email, sessionId: live.id, tokenHash: live.hash, lastSeen: now), "PX", "600000")
+        try await instances.redis.cli("SET", "gatehouse:session:" + live.hash, try Self.entry(instances, userId: userId, email: email, sessionId: live.id, tokenHash: live.hash, lastSeen: now), "PX", "600000")
         // Cached, but last seen two minutes ago: its last_seen_at write is due.
         let due = try sessionRow(tokens[1])
-        try instances.redis.cli(
+        try await instances.redis.cli(
             "SET", "gatehouse:session:" + due.hash, try Self.entry(instances, userId: userId, email: email, sessionId: due.id, tokenHash: due.hash, lastSeen: now - 120_000), "PX", "600000"
         )
         // Revoked: a tombstone.
         #expect(try await instances.a.logout(cookie: tokens[2]).status == 200)
-        #expect(try instances.redis.cli("GET", "gatehouse:session:" + (try sessionRowHash(tokens[2]))) == "revoked")
+        #expect(try await instances.redis.cli("GET", "gatehouse:session:" + (try sessionRowHash(tokens[2]))) == "revoked")
         // tokens[3]: in SQLite only (Redis has nothing). And a token nobody issued.
         let cases: [(name: String, token: String, status: Int)] = [
             ("live entry", tokens[0], 200), ("write due", tokens[1], 200), ("tombstone", tokens[2], 401), ("absent", tokens[3], 200),
@@ -57,13 +57,13 @@ struct FastPathLookupTests {
         ]
         let connection = try KeepAliveConnection(address: instances.second.address)
         for (name, token, status) in cases {
-            let (gets, evals) = (try instances.redisGets(), try instances.redisCalls("eval"))
+            let (gets, evals) = (try await instances.redisGets(), try await instances.redisCalls("eval"))
             #expect(try await connection.status("GET", "/auth/verify", cookie: token) == status, "\(name)")
             // The due write refreshes the entry with a script that reads it (its GET is a
             // write's, not the lookup's): wait for it, then count the lookup's reads alone.
-            if name == "write due" { #expect(try await eventually { try instances.redisCalls("eval") - evals == 1 }) }
-            let refreshes = try instances.redisCalls("eval") - evals
-            let reads = try instances.redisGets() - gets - refreshes
+            if name == "write due" { #expect(try await eventually { try await instances.redisCalls("eval") - evals == 1 }) }
+            let refreshes = try await instances.redisCalls("eval") - evals
+            let reads = try await instances.redisGets() - gets - refreshes
             #expect(reads == 1, "\(name): \(reads) Redis reads for one lookup")
         }
         // The due write happened on that one read's answer.
@@ -95,9 +95,9 @@ struct FastPathLookupTests {
         // 996 tokens nobody issued, then a live one: only the first few are looked at.
         let unknown = (0..<996).map { _ in SessionToken.generate().cookieValue }
         let header = (unknown + [live[0]]).joined(separator: "; gatehouse_session=")
-        let gets = try instances.redisGets()
+        let gets = try await instances.redisGets()
         #expect(try await connection.status("GET", "/auth/verify", cookie: header) == 401)
-        #expect(try instances.redisGets() - gets <= CookieHeader.sessionCookiesConsidered)
+        #expect(try await instances.redisGets() - gets <= CookieHeader.sessionCookiesConsidered)
         // The control: the live cookie alone passes.
         #expect(try await connection.status("GET", "/auth/verify", cookie: live[0]) == 200)
         // Logout with all ten live cookies revokes the first four; the rest stay live.

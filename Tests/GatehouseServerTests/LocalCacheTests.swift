@@ -31,11 +31,17 @@ extension TwoInstances {
     }
 
     /// GET commands Redis has executed so far (every Redis read of a session is one).
-    func redisGets() throws -> Int { try redisCalls("get") }
+    func redisGets() async throws -> Int { try await redisCalls("get") }
 
     /// Calls of `command` (lowercase) Redis has executed so far, scripts' calls included.
-    func redisCalls(_ command: String) throws -> Int {
-        let stats = try redis.cli("INFO", "commandstats")
+    func redisCalls(_ command: String) async throws -> Int {
+        Self.calls(command, in: try await redis.cli("INFO", "commandstats"))
+    }
+
+    /// ``redisGets()`` on the calling thread, which it blocks: only from a thread of its own.
+    func redisGetsNow() throws -> Int { try Self.calls("get", in: try redis.cliNow("INFO", "commandstats")) }
+
+    private static func calls(_ command: String, in stats: String) -> Int {
         // INFO lines end in CRLF, which Swift treats as one Character: split on any newline.
         guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
             let calls = line.split(separator: ",").first?.split(separator: "=").last
@@ -52,12 +58,12 @@ extension TwoInstances {
     /// ``warm(_:on:passes:)`` on the calling thread (which it blocks).
     func warmNow(_ tokens: [String], on connection: KeepAliveConnection, passes: Int = 6) throws -> Bool {
         for _ in 0..<passes {
-            let before = try redisGets()
+            let before = try redisGetsNow()
             for token in tokens {
                 guard try connection.send("GET", "/auth/verify", cookie: token).status == 200 else { return false }
             }
             // The first pass always reads Redis, so a flat pass is a pass of hits.
-            if try redisGets() == before { return true }
+            if try redisGetsNow() == before { return true }
         }
         return false
     }
@@ -152,8 +158,8 @@ struct LocalCacheTests {
         #expect(try await instances.warm(tokens, on: verifier))
 
         // The link cannot come back while SUBSCRIBE is refused.
-        try instances.redis.cli("ACL", "SETUSER", "default", "-subscribe")
-        #expect(Int(try instances.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")) ?? 0 >= 2)
+        try await instances.redis.cli("ACL", "SETUSER", "default", "-subscribe")
+        #expect(Int(try await instances.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")) ?? 0 >= 2)
         // Revoked on A: the tombstone's invalidation has nowhere to go on B.
         #expect(try await instances.a.logout(cookie: revoked).status == 200)
         #expect(try await verifier.status("GET", "/auth/verify", cookie: revoked) == 401)
@@ -165,7 +171,7 @@ struct LocalCacheTests {
         #expect(try await verifier.status("GET", "/auth/verify", cookie: revoked) == 401)
 
         // Back on once SUBSCRIBE works again; the revoked session stays refused.
-        try instances.redis.cli("ACL", "SETUSER", "default", "+subscribe")
+        try await instances.redis.cli("ACL", "SETUSER", "default", "+subscribe")
         #expect(try await eventually { try await instances.warm([live], on: verifier, passes: 2) })
         #expect(try await verifier.status("GET", "/auth/verify", cookie: revoked) == 401)
     }
@@ -207,7 +213,7 @@ struct LocalCacheTests {
         // so that the fast path's own Redis read is what finds it.
         let sessionId = try await queue.read { db in try String.fetchOne(db, sql: "SELECT id FROM sessions WHERE token_hash = ?", arguments: [hash]) } ?? ""
         let entry = try FastPathLookupTests.entry(instances, userId: userId, email: "seen@example.com", sessionId: sessionId, tokenHash: hash, lastSeen: before)
-        try instances.redis.cli("SET", "gatehouse:session:" + hash, entry, "PX", "600000")
+        try await instances.redis.cli("SET", "gatehouse:session:" + hash, entry, "PX", "600000")
         for _ in 0..<4 {
             #expect(try await connection.status("GET", "/auth/verify", cookie: token) == 200)
         }

@@ -6,8 +6,8 @@ import Testing
 
 /// The code for a base32 secret `offset` seconds from now, computed by pyotp (an independent
 /// implementation).
-func pyotpCode(_ secret: String, offset: Int = 0) throws -> String {
-    try runPython("import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))", arguments: [secret, String(offset)])
+func pyotpCode(_ secret: String, offset: Int = 0) async throws -> String {
+    try await runPython("import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))", arguments: [secret, String(offset)])
         .trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
@@ -28,7 +28,7 @@ struct MFALoginTests {
         #expect(try await api.login("alice@example.com", password).sessionToken() != nil)
         let wrong = try await api.json(.post, "/auth/mfa/totp/confirm", jsonBody(["code": "000000"]), cookie: session)
         #expect(wrong.status == 422)
-        let confirmed = try await api.json(.post, "/auth/mfa/totp/confirm", jsonBody(["code": try pyotpCode(secret)]), cookie: session)
+        let confirmed = try await api.json(.post, "/auth/mfa/totp/confirm", jsonBody(["code": try await pyotpCode(secret)]), cookie: session)
         #expect(confirmed.status == 200)
         let recovery = try #require(confirmed.json["recovery_codes"] as? [String])
         #expect(recovery.count == 10 && Set(recovery).count == 10)
@@ -51,10 +51,10 @@ struct MFALoginTests {
             #expect(wrong.status == 401)
             #expect(wrong.json["error"] as? String == "invalid_credentials")
             // The confirm used this step's code: it is not accepted again (once per account).
-            let used = try await api.json(.post, "/auth/login/mfa", jsonBody(["mfa_token": mfaToken, "code": try pyotpCode(secret, offset: -30)]))
+            let used = try await api.json(.post, "/auth/login/mfa", jsonBody(["mfa_token": mfaToken, "code": try await pyotpCode(secret, offset: -30)]))
             #expect(used.status == 401)
             // The next step's code is inside the ±1 step of skew, and new.
-            let code = try pyotpCode(secret, offset: 30)
+            let code = try await pyotpCode(secret, offset: 30)
             let login = try await api.json(.post, "/auth/login/mfa", jsonBody(["mfa_token": mfaToken, "code": code]))
             #expect(login.status == 200)
             let session = try #require(login.sessionToken())

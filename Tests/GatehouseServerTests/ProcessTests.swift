@@ -56,17 +56,17 @@ struct ProcessTests {
     }
 
     @Test("serve refuses to start on an invalid configuration, naming the key")
-    func invalidConfiguration() throws {
+    func invalidConfiguration() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let config = try writeTestConfiguration(in: directory, extra: "redis:\n  timeout: soon\n")
-        let result = try runGatehouse(["serve", "--config", config])
+        let result = try await runGatehouse(["serve", "--config", config])
         #expect(result.status == 2)
         #expect(result.stderr.hasPrefix("gatehouse: configuration error: redis.timeout"))
         #expect(result.stderr.split(separator: "\n").count == 1)
-        let check = try runGatehouse(["check-config", "--config", config])
+        let check = try await runGatehouse(["check-config", "--config", config])
         #expect(check.status == 2)
-        let env = try runGatehouse(["check-config", "--config", try writeTestConfiguration(in: directory)], environment: ["GATEHOUSE_LISTN": "x"])
+        let env = try await runGatehouse(["check-config", "--config", try writeTestConfiguration(in: directory)], environment: ["GATEHOUSE_LISTN": "x"])
         #expect(env.status == 2)
         #expect(env.stderr.contains("GATEHOUSE_LISTN"))
     }
@@ -79,22 +79,22 @@ struct CommandLineTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let config = try writeTestConfiguration(in: directory)
-        func gatehouse(_ arguments: String..., stdin: String = "") throws -> CommandResult {
-            try runGatehouse(arguments + ["--config", config], stdin: stdin)
+        func gatehouse(_ arguments: String..., stdin: String = "") async throws -> CommandResult {
+            try await runGatehouse(arguments + ["--config", config], stdin: stdin)
         }
-        let migrate = try gatehouse("migrate")
+        let migrate = try await gatehouse("migrate")
         #expect(migrate.status == 0)
-        #expect(try gatehouse("check-config").status == 0)
+        #expect(try await gatehouse("check-config").status == 0)
 
-        let add = try gatehouse("user", "add", "Admin@Example.com", stdin: "admin password\n")
+        let add = try await gatehouse("user", "add", "Admin@Example.com", stdin: "admin password\n")
         #expect(add.status == 0)
         #expect(add.stdout.hasPrefix("created admin@example.com"))
-        let duplicate = try gatehouse("user", "add", "admin@example.com", stdin: "admin password\n")
+        let duplicate = try await gatehouse("user", "add", "admin@example.com", stdin: "admin password\n")
         #expect(duplicate.status == 1)
         #expect(duplicate.stderr == "gatehouse: error: admin@example.com already has an account\n")
-        #expect(try gatehouse("user", "add", "short@example.com", stdin: "short\n").status == 1)
-        #expect(try gatehouse("user", "add", "nopass@example.com").status == 1)
-        #expect(try gatehouse("user", "add", "not-an-email", stdin: "long enough\n").status == 1)
+        #expect(try await gatehouse("user", "add", "short@example.com", stdin: "short\n").status == 1)
+        #expect(try await gatehouse("user", "add", "nopass@example.com").status == 1)
+        #expect(try await gatehouse("user", "add", "not-an-email", stdin: "long enough\n").status == 1)
 
         // The account made on the command line logs in over HTTP.
         let server = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"))
@@ -104,52 +104,52 @@ struct CommandLineTests {
         #expect(login.status == 200)
         let token = try #require(login.sessionToken())
 
-        let list = try gatehouse("user", "list")
+        let list = try await gatehouse("user", "list")
         #expect(list.stdout.contains("admin@example.com\t"))
         #expect(list.stdout.contains("\tactive"))
-        #expect(try gatehouse("user", "list", "--json").stdout.contains(#""email":"admin@example.com""#))
+        #expect(try await gatehouse("user", "list", "--json").stdout.contains(#""email":"admin@example.com""#))
 
-        let sessions = try gatehouse("session", "list", "--user", "admin@example.com", "--json")
+        let sessions = try await gatehouse("session", "list", "--user", "admin@example.com", "--json")
         #expect(sessions.status == 0)
         let sessionId = try #require(sessions.stdout.split(separator: "\n").first.flatMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }?["id"] as? String)
         #expect(!sessions.stdout.contains(token))
-        #expect(try gatehouse("session", "revoke", "--id", sessionId).stdout == "revoked 1 session\n")
+        #expect(try await gatehouse("session", "revoke", "--id", sessionId).stdout == "revoked 1 session\n")
         #expect(try await api.get("/auth/me", cookie: token).status == 401)
-        #expect(try gatehouse("session", "revoke", "--id", sessionId).status == 1)
-        #expect(try gatehouse("session", "revoke").status != 0)
-        #expect(try gatehouse("session", "revoke", "--all", "--id", "x").status != 0)
+        #expect(try await gatehouse("session", "revoke", "--id", sessionId).status == 1)
+        #expect(try await gatehouse("session", "revoke").status != 0)
+        #expect(try await gatehouse("session", "revoke", "--all", "--id", "x").status != 0)
 
         let again = try #require(try await api.login("admin@example.com", "admin password").sessionToken())
-        #expect(try gatehouse("user", "disable", "admin@example.com").status == 0)
+        #expect(try await gatehouse("user", "disable", "admin@example.com").status == 0)
         #expect(try await api.get("/auth/me", cookie: again).status == 401)
         #expect(try await api.login("admin@example.com", "admin password").status == 401)
-        #expect(try gatehouse("user", "enable", "admin@example.com").status == 0)
+        #expect(try await gatehouse("user", "enable", "admin@example.com").status == 0)
         let third = try #require(try await api.login("admin@example.com", "admin password").sessionToken())
-        #expect(try gatehouse("session", "revoke", "--user", "admin@example.com").stdout == "revoked 1 session\n")
+        #expect(try await gatehouse("session", "revoke", "--user", "admin@example.com").stdout == "revoked 1 session\n")
         #expect(try await api.get("/auth/me", cookie: third).status == 401)
-        #expect(try gatehouse("session", "revoke", "--all").status == 0)
+        #expect(try await gatehouse("session", "revoke", "--all").status == 0)
 
-        let audit = try gatehouse("audit", "--user", "admin@example.com", "--json", "--limit", "50")
+        let audit = try await gatehouse("audit", "--user", "admin@example.com", "--json", "--limit", "50")
         #expect(audit.status == 0)
         let events = audit.stdout.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
         let kinds = Set(events.compactMap { $0["event"] as? String })
         #expect(kinds.isSuperset(of: ["signup", "login", "session_revoked", "user_disabled", "user_enabled"]))
-        #expect(try gatehouse("audit", "--since", "1h", "--limit", "1").stdout.split(separator: "\n").count == 1)
-        #expect(try gatehouse("audit", "--since", "yesterday").status == 1)
+        #expect(try await gatehouse("audit", "--since", "1h", "--limit", "1").stdout.split(separator: "\n").count == 1)
+        #expect(try await gatehouse("audit", "--since", "yesterday").status == 1)
         #expect(!audit.stdout.contains("admin password"))
 
-        #expect(try gatehouse("user", "delete", "admin@example.com").status == 0)
-        #expect(try gatehouse("user", "delete", "admin@example.com").status == 1)
+        #expect(try await gatehouse("user", "delete", "admin@example.com").status == 0)
+        #expect(try await gatehouse("user", "delete", "admin@example.com").status == 1)
         #expect(try await api.login("admin@example.com", "admin password").status == 401)
         await server.stop()
 
-        let hash = try gatehouse("hash-password", stdin: "some password\n")
+        let hash = try await gatehouse("hash-password", stdin: "some password\n")
         #expect(hash.status == 0)
         #expect(hash.stdout.hasPrefix("$argon2id$v=19$m=1024,t=1,p=1$"))
         #expect(!hash.stdout.contains("some password"))
-        #expect(try gatehouse("hash-password").status == 1)
+        #expect(try await gatehouse("hash-password").status == 1)
         #expect(!server.log.contains("admin password"))
     }
 }

@@ -195,9 +195,7 @@ struct ProxyFastPathTests {
             let token = try #require(try await api.signup("hosts@example.com", ReverseProxyTests.password).sessionToken())
             let port = try #require((api as? SocketTarget)?.port)
             for (path, cookie) in [("/public/x", ""), ("/app/x", "Cookie: gatehouse_session=\(token)\r\n")] {
-                let response = try await onThread {
-                    try rawHTTP(port: port, "GET \(path) HTTP/1.1\r\nHost: app.example.com\r\nHost: admin.example.com\r\n\(cookie)Connection: close\r\n\r\n")
-                }
+                let response = try await rawHTTP(port: port, "GET \(path) HTTP/1.1\r\nHost: app.example.com\r\nHost: admin.example.com\r\n\(cookie)Connection: close\r\n\r\n")
                 #expect(response.hasPrefix("HTTP/1.1 400"), "\(path): \(response.prefix(40))")
                 #expect(response.contains("invalid_request") && !response.contains("\"target\""))
             }

@@ -44,10 +44,10 @@ struct RedisCacheTests {
             let signup = try await api.signup("w@example.com", Self.password)
             let token = try #require(signup.sessionToken())
             let userId = try #require(signup.json["id"] as? String)
-            let entry = try redis.cli("GET", sessionKey(token))
+            let entry = try await redis.cli("GET", sessionKey(token))
             #expect(entry.hasPrefix("v2\u{1F}\(userId)\u{1F}w@example.com"))
-            #expect(try redis.cli("SISMEMBER", "gatehouse:user:\(userId)", SessionToken(cookieValue: token)!.hash.hex) == "1")
-            let dump = try redis.cli("KEYS", "*") + (try redis.cli("GET", sessionKey(token)))
+            #expect(try await redis.cli("SISMEMBER", "gatehouse:user:\(userId)", SessionToken(cookieValue: token)!.hash.hex) == "1")
+            let dump = try await redis.cli("KEYS", "*") + (try await redis.cli("GET", sessionKey(token)))
             #expect(!dump.contains(token))
             // Redis answers, not SQLite: the session validates with its row gone from the
             // database file but its entry in Redis (see redisOnlySession for how long).
@@ -63,11 +63,11 @@ struct RedisCacheTests {
         defer { redis.shutdown() }
         try await TestGatehouse.withRedis(redis, configure: { $0.redis.cacheTTL = .seconds(120) }) { api, _ in
             let token = try #require(try await api.signup("r@example.com", Self.password).sessionToken())
-            try redis.cli("FLUSHALL")
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "0")
+            try await redis.cli("FLUSHALL")
+            #expect(try await redis.cli("EXISTS", sessionKey(token)) == "0")
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "1" })
-            let ttl = try #require(Int(try redis.cli("PTTL", sessionKey(token))))
+            #expect(try await eventually { try await redis.cli("EXISTS", sessionKey(token)) == "1" })
+            let ttl = try #require(Int(try await redis.cli("PTTL", sessionKey(token))))
             #expect(ttl > 100_000 && ttl <= 120_000)
         }
     }
@@ -80,15 +80,15 @@ struct RedisCacheTests {
             let token = try #require(try await api.signup("o@example.com", Self.password).sessionToken())
             let key = sessionKey(token)
             // cache_ttl is below the session lifetime: it bounds the entry's life.
-            let ttl = try #require(Int(try redis.cli("PTTL", key)))
+            let ttl = try #require(Int(try await redis.cli("PTTL", key)))
             #expect(ttl > 0 && ttl <= 120_000)
             try await gatehouse.database.pool.write { db in try db.execute(sql: "DELETE FROM sessions") }
             #expect(try await gatehouse.count("sessions") == 0)
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
             // The TTL ends now rather than in two minutes.
-            #expect(try redis.cli("PEXPIRE", key, "1") == "1")
+            #expect(try await redis.cli("PEXPIRE", key, "1") == "1")
             #expect(try await eventually { try await api.get("/auth/me", cookie: token).status == 401 })
-            #expect(try redis.cli("EXISTS", key) == "0")
+            #expect(try await redis.cli("EXISTS", key) == "0")
         }
     }
 
@@ -100,11 +100,11 @@ struct RedisCacheTests {
             let first = try #require(try await api.signup("t@example.com", Self.password).sessionToken())
             let second = try #require(try await api.login("t@example.com", Self.password).sessionToken())
             #expect(try await api.logout(cookie: first).status == 200)
-            #expect(try redis.cli("GET", sessionKey(first)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(first)) == "revoked")
             #expect(try await api.get("/auth/me", cookie: first).status == 401)
             #expect(try await api.get("/auth/me", cookie: second).status == 200)
             #expect(try await gatehouse.store.setDisabled(email: "t@example.com", disabled: true, client: .commandLine))
-            #expect(try redis.cli("GET", sessionKey(second)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(second)) == "revoked")
             #expect(try await api.get("/auth/me", cookie: second).status == 401)
             // The maintenance round applies the outbox rows too (the request wrote only its own).
             #expect(try await eventually { try await gatehouse.cache.sqlite.pendingInvalidations(limit: 10).isEmpty })
@@ -118,18 +118,18 @@ struct RedisCacheTests {
         try await TestGatehouse.withRedis(redis) { api, gatehouse in
             let token = try #require(try await api.signup("restore@example.com", Self.password).sessionToken())
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+            #expect(try await redis.cli("EXISTS", sessionKey(token)) == "1")
             // The snapshot holds the live entry; the logout comes after it.
-            #expect(try redis.cli("SAVE") == "OK")
+            #expect(try await redis.cli("SAVE") == "OK")
             #expect(try await api.logout(cookie: token).status == 200)
-            #expect(try redis.cli("GET", sessionKey(token)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(token)) == "revoked")
             #expect(try await eventually { try await gatehouse.cache.sqlite.pendingInvalidations(limit: 10).isEmpty })
             // A crash, and a restart from that snapshot: the entry is live again in Redis.
             redis.kill()
             #expect(await eventually { !gatehouse.cache.isTrusted })
             try await redis.start()
             #expect(await eventually { gatehouse.cache.isTrusted })
-            #expect(try redis.cli("GET", sessionKey(token)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(token)) == "revoked")
             #expect(try await api.get("/auth/me", cookie: token).status == 401)
             #expect(try await api.get("/auth/verify", cookie: token).status == 401)
         }
@@ -145,7 +145,7 @@ struct RedisCacheTests {
             // Redis closes every client connection but stays up: nothing fails a command, so
             // only the closed connection itself can tell the cache that it may have missed
             // something (here, nothing: trust comes back after the replay).
-            _ = try redis.cli("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            _ = try await redis.cli("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
             #expect(await eventually { gatehouse.cache.trustEpoch.map { $0 > epoch } ?? false })
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
         }
@@ -158,14 +158,14 @@ struct RedisCacheTests {
         try await TestGatehouse.withRedis(redis) { api, gatehouse in
             let token = try #require(try await api.signup("shell@example.com", Self.password).sessionToken())
             for _ in 0..<3 { #expect(try await api.get("/auth/verify", cookie: token).status == 200) }
-            #expect(try redis.cli("EXISTS", sessionKey(token)) == "1")
+            #expect(try await redis.cli("EXISTS", sessionKey(token)) == "1")
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let config = directory.file("shell.yaml")
             try "database:\n  path: \(gatehouse.dependencies.configuration.database.path)\n".write(toFile: config, atomically: true, encoding: .utf8)
-            #expect(try runGatehouse(["user", "disable", "shell@example.com", "--config", config]).status == 0)
+            #expect(try await runGatehouse(["user", "disable", "shell@example.com", "--config", config]).status == 0)
             #expect(try await eventually { try await api.get("/auth/verify", cookie: token).status == 401 })
-            #expect(try redis.cli("GET", sessionKey(token)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(token)) == "revoked")
             #expect(try await api.get("/auth/me", cookie: token).status == 401)
         }
     }
@@ -177,7 +177,7 @@ struct RedisCacheTests {
         try await TestGatehouse.withRedis(redis) { api, gatehouse in
             let victim = try #require(try await api.signup("victim@example.com", Self.password).sessionToken())
             #expect(try await api.get("/auth/me", cookie: victim).status == 200)
-            let genuine = try redis.cli("GET", sessionKey(victim))
+            let genuine = try await redis.cli("GET", sessionKey(victim))
             let user = try #require(try await gatehouse.store.user(email: "victim@example.com"))
             func forged(_ token: SessionToken, key: SymmetricKey) -> String {
                 let now = Date()
@@ -196,7 +196,7 @@ struct RedisCacheTests {
             ]
             for (name, value) in cases {
                 let attacker = SessionToken.generate()
-                #expect(try redis.cli("SET", sessionKey(attacker.cookieValue), value(attacker), "PX", "600000") == "OK")
+                #expect(try await redis.cli("SET", sessionKey(attacker.cookieValue), value(attacker), "PX", "600000") == "OK")
                 #expect(try await api.get("/auth/verify", cookie: attacker.cookieValue).status == 401, "\(name): verify")
                 #expect(try await api.get("/auth/me", cookie: attacker.cookieValue).status == 401, "\(name): me")
             }
@@ -204,7 +204,7 @@ struct RedisCacheTests {
             // entry (the control: with it, a session SQLite never heard of would pass).
             #expect(try await api.get("/auth/verify", cookie: victim).status == 200)
             let minted = SessionToken.generate()
-            #expect(try redis.cli("SET", sessionKey(minted.cookieValue), forged(minted, key: gatehouse.cache.entries.key), "PX", "600000") == "OK")
+            #expect(try await redis.cli("SET", sessionKey(minted.cookieValue), forged(minted, key: gatehouse.cache.entries.key), "PX", "600000") == "OK")
             #expect(try await api.get("/auth/me", cookie: minted.cookieValue).status == 200)
         }
     }
@@ -218,15 +218,15 @@ struct RedisCacheTests {
             func refresh(_ key: String) async throws {
                 _ = try await client.send("EVAL", CachedAuthStore.refreshScript, "1", key, "v1-new", "revoked")
             }
-            try redis.cli("SET", "gatehouse:session:t", "revoked", "PX", "100000")
+            try await redis.cli("SET", "gatehouse:session:t", "revoked", "PX", "100000")
             try await refresh("gatehouse:session:t")
-            #expect(try redis.cli("GET", "gatehouse:session:t") == "revoked")
-            try redis.cli("SET", "gatehouse:session:v", "v1-old", "PX", "100000")
+            #expect(try await redis.cli("GET", "gatehouse:session:t") == "revoked")
+            try await redis.cli("SET", "gatehouse:session:v", "v1-old", "PX", "100000")
             try await refresh("gatehouse:session:v")
-            #expect(try redis.cli("GET", "gatehouse:session:v") == "v1-new")
-            #expect((Int(try redis.cli("PTTL", "gatehouse:session:v")) ?? 0) > 90_000)
+            #expect(try await redis.cli("GET", "gatehouse:session:v") == "v1-new")
+            #expect((Int(try await redis.cli("PTTL", "gatehouse:session:v")) ?? 0) > 90_000)
             try await refresh("gatehouse:session:missing")
-            #expect(try redis.cli("EXISTS", "gatehouse:session:missing") == "0")
+            #expect(try await redis.cli("EXISTS", "gatehouse:session:missing") == "0")
         }
     }
 
@@ -258,7 +258,7 @@ struct RedisCacheTests {
             try await redis.start(empty: true)
             #expect(await eventually { gatehouse.cache.isTrusted })
             #expect(try await gatehouse.cache.sqlite.pendingInvalidations(limit: 10).isEmpty)
-            #expect(try redis.cli("GET", sessionKey(token)) == "revoked")
+            #expect(try await redis.cli("GET", sessionKey(token)) == "revoked")
             #expect(try await api.get("/readyz").body == #"{"status":"ready"}"#)
         }
     }
@@ -309,7 +309,7 @@ struct RedisCacheTests {
             try await redis.start(empty: true)
             #expect(await eventually { gatehouse.cache.isTrusted })
             #expect(try await api.get("/auth/me", cookie: token).status == 200)
-            #expect(try await eventually { try redis.cli("EXISTS", sessionKey(token)) == "1" })
+            #expect(try await eventually { try await redis.cli("EXISTS", sessionKey(token)) == "1" })
         }
     }
 

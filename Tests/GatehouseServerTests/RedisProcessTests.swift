@@ -77,7 +77,7 @@ struct RedisProcessTests {
             #expect(try await a.get("/auth/me", cookie: fresh).status == 401)
         }
         // The command line revokes through the same outbox and tombstones.
-        let revoke = try runGatehouse(["session", "revoke", "--user", "two@example.com", "--config", instances.config])
+        let revoke = try await runGatehouse(["session", "revoke", "--user", "two@example.com", "--config", instances.config])
         #expect(revoke.status == 0)
         #expect(try await a.get("/auth/me", cookie: token).status == 401)
         #expect(try await b.get("/auth/me", cookie: other).status == 401)
@@ -95,16 +95,16 @@ struct RedisProcessTests {
         for token in [loggedOut, kept, disabled] {
             #expect(try await a.get("/auth/me", cookie: token).status == 200)
             #expect(try await b.get("/auth/me", cookie: token).status == 200)
-            #expect(try redis.cli("GET", sessionKey(token)).hasPrefix("v2"))
+            #expect(try await redis.cli("GET", sessionKey(token)).hasPrefix("v2"))
         }
         // The snapshot Redis will come back with holds all three as valid.
-        #expect(try redis.cli("SAVE") == "OK")
+        #expect(try await redis.cli("SAVE") == "OK")
         redis.kill()
         #expect(try await eventually { try await a.get("/readyz").json["status"] as? String == "degraded" })
         #expect(try await eventually { try await b.get("/readyz").json["status"] as? String == "degraded" })
 
         #expect(try await a.logout(cookie: loggedOut).status == 200)
-        let disable = try runGatehouse(["user", "disable", "stale2@example.com", "--config", instances.config])
+        let disable = try await runGatehouse(["user", "disable", "stale2@example.com", "--config", instances.config])
         #expect(disable.status == 0)
         for target in [a, b] {
             #expect(try await target.get("/auth/me", cookie: loggedOut).status == 401)
@@ -138,8 +138,8 @@ struct RedisProcessTests {
             #expect(try await target.get("/auth/me", cookie: disabled).status == 401)
             #expect(try await target.get("/auth/me", cookie: kept).status == 200)
         }
-        #expect(try redis.cli("GET", sessionKey(loggedOut)) == "revoked")
-        #expect(try redis.cli("GET", sessionKey(disabled)) == "revoked")
+        #expect(try await redis.cli("GET", sessionKey(loggedOut)) == "revoked")
+        #expect(try await redis.cli("GET", sessionKey(disabled)) == "revoked")
         await instances.stop()
     }
 }

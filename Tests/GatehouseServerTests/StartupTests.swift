@@ -15,7 +15,7 @@ struct StartupTests {
         // A long Redis timeout: on a loaded machine a replay command past 50 ms would make the
         // server give up on Redis and listen degraded, which is not what is tested here.
         let config = try writeTestConfiguration(in: directory, extra: "redis:\n  url: \(redis.url())\n  timeout: 2s\n")
-        #expect(try runGatehouse(["migrate", "--config", config]).status == 0)
+        #expect(try await runGatehouse(["migrate", "--config", config]).status == 0)
         // A long outbox (revocations made while no server ran): its replay is the first
         // round's longest step, so a server that listened before it would answer first.
         let queue = try DatabaseQueue(path: directory.file("gatehouse.sqlite"))

@@ -70,7 +70,7 @@ struct WebSocketProxyTests {
                 _ = try await Self.exchange(port: port, path: "/app/ws", cookie: nil, messages: ["x"])
             }
             for cookie in ["", "Cookie: gatehouse_session=\(String(repeating: "A", count: 43))\r\n"] {
-                let response = try rawHTTP(
+                let response = try await rawHTTP(
                     port: port,
                     "GET /app/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\(cookie)\r\n"
@@ -152,7 +152,7 @@ struct WebSocketProxyTests {
     func ownEndpoint() async throws {
         try await TestGatehouse.withUpstream { api, _, _ in
             let port = try #require((api as? SocketTarget)?.port)
-            let response = try rawHTTP(
+            let response = try await rawHTTP(
                 port: port,
                 "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                     + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"

@@ -44,7 +44,7 @@ func withAuthStore<T: Sendable>(
             #expect(await eventually { cache.isTrusted })
             let result = try await body(cache, database)
             // Redis really was in front: the sessions the body validated were cached there.
-            #expect(try redis.cli("DBSIZE") != "0")
+            #expect(try await redis.cli("DBSIZE") != "0")
             group.cancelAll()
             return result
         }
@@ -263,10 +263,10 @@ struct OutboxBacklogTests {
             let backlog = try await sqlite.pendingInvalidations(limit: 1000).count
             #expect(backlog == 301)
             #expect(try await cache.logout(mine2.hash, client: .commandLine))
-            #expect(try redis.cli("GET", "gatehouse:session:" + mine2.hash.hex) == "revoked")
+            #expect(try await redis.cli("GET", "gatehouse:session:" + mine2.hash.hex) == "revoked")
             // Only its own row was added; none of the backlog was applied by the request.
             #expect(try await sqlite.pendingInvalidations(limit: 1000).count == backlog + 1)
-            #expect(try redis.cli("DBSIZE") == "1")
+            #expect(try await redis.cli("DBSIZE") == "1")
             group.cancelAll()
         }
     }

@@ -52,12 +52,12 @@ struct TOTPAuthenticatorTests {
     }
 
     @Test("a code pyotp computes from the base32 secret shown to the user is accepted")
-    func pyotpCode() throws {
+    func pyotpCode() async throws {
         let secret = TOTPSecret.generate()
         let authenticator = TOTPAuthenticator(secret: secret)
         for offset in [-30.0, 0, 30] {
             let at = Self.now.timeIntervalSince1970 + offset
-            let code = try runPython("import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))", arguments: [secret.base32, String(Int(at))])
+            let code = try await runPython("import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))", arguments: [secret.base32, String(Int(at))])
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(code == authenticator.code(at: Date(timeIntervalSince1970: at)))
             #expect(authenticator.verify(code: code, at: Self.now, after: nil) == TOTPAuthenticator.timeStep(at: Date(timeIntervalSince1970: at)))
@@ -65,11 +65,11 @@ struct TOTPAuthenticatorTests {
     }
 
     @Test("pyotp parses the otpauth URI back to the same secret, issuer, account and parameters")
-    func pyotpParsesURI() throws {
+    func pyotpParsesURI() async throws {
         let secret = TOTPSecret.generate()
         let uri = TOTPAuthenticator(secret: secret).otpauthURI(issuer: "Gate & House: Ünï?#", account: "alice+mfa@example.com")
         #expect(uri.hasPrefix("otpauth://totp/Gate%20%26%20House%3A%20%C3%9Cn%C3%AF%3F%23:alice%2Bmfa%40example.com?secret=\(secret.base32)&issuer=Gate%20%26"))
-        let parsed = try runPython(
+        let parsed = try await runPython(
             """
             import pyotp, sys
             otp = pyotp.parse_uri(sys.argv[1])

@@ -29,52 +29,52 @@ struct QRCodeDecodingTests {
         """
 
     /// What zxing-cpp reads from the SVG of `text` at `level` (and `mask`, if given), and the code.
-    static func roundTrip(_ text: String, _ level: QRErrorCorrection = .medium, mask: Int? = nil) throws -> (text: String, ecLevel: String, code: QRCode) {
+    static func roundTrip(_ text: String, _ level: QRErrorCorrection = .medium, mask: Int? = nil) async throws -> (text: String, ecLevel: String, code: QRCode) {
         let code = try QRCode(encoding: text, correction: level, mask: mask)
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("code.svg")
         try code.svg(label: "QR code").write(toFile: file, atomically: true, encoding: .utf8)
-        let lines = try runPython(decoder, arguments: [file]).components(separatedBy: "\n")
+        let lines = try await runPython(decoder, arguments: [file]).components(separatedBy: "\n")
         return (lines[0], lines[1], code)
     }
 
     @Test("a realistic otpauth URI, as the setup page shows it, reads back")
-    func otpauthURI() throws {
+    func otpauthURI() async throws {
         let uri = TOTPAuthenticator(secret: TOTPSecret.generate()).otpauthURI(issuer: "Gatehouse", account: "alice.liddell@example.com")
         #expect((100...160).contains(uri.utf8.count))
-        let result = try Self.roundTrip(uri)
+        let result = try await Self.roundTrip(uri)
         #expect(result.text == uri)
         #expect(result.ecLevel == "M")
     }
 
     @Test("a short text reads back at every error-correction level")
-    func short() throws {
+    func short() async throws {
         for (level, name) in [(QRErrorCorrection.low, "L"), (.medium, "M"), (.quartile, "Q"), (.high, "H")] {
-            let result = try Self.roundTrip("otpauth://totp/a?secret=MY", level)
+            let result = try await Self.roundTrip("otpauth://totp/a?secret=MY", level)
             #expect(result.text == "otpauth://totp/a?secret=MY")
             #expect(result.ecLevel == name)
         }
     }
 
     @Test("text near the version 20 capacity reads back, and so does non-ASCII UTF-8")
-    func long() throws {
+    func long() async throws {
         let text = "otpauth://totp/Gatehouse:alice?secret=" + String(repeating: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", count: 19) + "&x=" + String(repeating: "7", count: 17)
         #expect(text.utf8.count == 666)
-        let result = try Self.roundTrip(text)
+        let result = try await Self.roundTrip(text)
         #expect(result.code.version == 20)
         #expect(result.text == text)
-        let unicode = try Self.roundTrip("Grüße aus Köln, 東京 и Москва ✓")
+        let unicode = try await Self.roundTrip("Grüße aus Köln, 東京 и Москва ✓")
         #expect(unicode.text == "Grüße aus Köln, 東京 и Москва ✓")
     }
 
     @Test("a code filled to capacity reads back in every version from 1 to 20, each mask used")
-    func everyVersion() throws {
+    func everyVersion() async throws {
         let capacities = [14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504, 560, 624, 666]
         for (index, capacity) in capacities.enumerated() {
             let version = index + 1
             let text = String((0..<capacity).map { Character(UnicodeScalar(UInt8(0x21 + ($0 * 7 + version) % 90))) })
-            let result = try Self.roundTrip(text, .medium, mask: version % 8)
+            let result = try await Self.roundTrip(text, .medium, mask: version % 8)
             #expect(result.code.version == version && result.code.mask == version % 8)
             #expect(result.text == text, "version \(version)")
         }

@@ -42,7 +42,7 @@ struct RedisClientTests {
                 return try await group.reduce(0, +)
             }
             #expect(mismatches == 0)
-            #expect(try redis.cli("DBSIZE") == "1000")
+            #expect(try await redis.cli("DBSIZE") == "1000")
         }
     }
 
@@ -75,8 +75,8 @@ struct RedisClientTests {
         try await withRedisClient("redis://:s3cret%20pass@127.0.0.1:\(redis.port)/3") { client in
             _ = try await client.send("SET", "where", "db3")
         }
-        #expect(try redis.cli("GET", "where", database: 3) == "db3")
-        #expect(try redis.cli("GET", "where", database: 0) == "")
+        #expect(try await redis.cli("GET", "where", database: 3) == "db3")
+        #expect(try await redis.cli("GET", "where", database: 0) == "")
         try await withRedisClient("redis://:wrong@127.0.0.1:\(redis.port)/0", connected: false) { client in
             try await Task.sleep(for: .milliseconds(300))
             #expect(client.connectedCount == 0)
@@ -134,7 +134,7 @@ struct RedisClientTests {
             // One more reply on each connection (round-robin): every command written before is done.
             for _ in 0..<2 { #expect(try await client.send("PING") == .simpleString("PONG")) }
             // The timed-out commands were written and waited for; the refused ones never left.
-            #expect(try redis.cli("GET", "sent") == String(outcomes.filter { $0 == .timeout }.count))
+            #expect(try await redis.cli("GET", "sent") == String(outcomes.filter { $0 == .timeout }.count))
         }
     }
 

@@ -52,8 +52,8 @@ private struct ParsedMail: Decodable {
     let bareLineBreak: Bool
     let defects: [String]
 
-    init(_ mail: ReceivedMail) throws {
-        let json = try runPython(
+    init(_ mail: ReceivedMail) async throws {
+        let json = try await runPython(
             """
             import email, json, sys
             from email import policy
@@ -99,7 +99,7 @@ struct SMTPClientTests {
         #expect(received.count == 1)
         #expect(received[0].from == "no-reply@localhost")
         #expect(received[0].recipients == ["zoe@example.com"])
-        let parsed = try ParsedMail(received[0])
+        let parsed = try await ParsedMail(received[0])
         #expect(parsed.defects == [])
         #expect(parsed.subject == "Réinitialisez votre mot de passe ✓")
         #expect(parsed.fromName == "Gâtehouse")
@@ -124,7 +124,7 @@ struct SMTPClientTests {
         defer { server.shutdown() }
         try await client(for: server, security: .starttls).send(notice())
         let received = try await server.waitForMessages(count: 1)
-        #expect(try ParsedMail(received[0]).subject == "Notice")
+        #expect(try await ParsedMail(received[0]).subject == "Notice")
     }
 
     @Test("a server that refuses EHLO gets HELO and the mail")
@@ -280,7 +280,7 @@ struct SMTPClientTests {
         fake.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         try fake.run()
         defer { fake.terminate(grace: .seconds(1)) }
-        #expect(await eventually { (try? rawSMTPGreeting(port: port)) == true })
+        #expect(await eventually { (try? await rawSMTPGreeting(port: port)) == true })
         let smtp = try SMTPClient(configuration: SMTPConfiguration(host: "127.0.0.1", port: port, security: .starttls, commandTimeout: .seconds(30)))
         let error = await smtpError { try await smtp.send(notice()) }
         #expect(error?.code == .protocolViolation)
@@ -332,6 +332,6 @@ struct SMTPFramingTests {
 }
 
 /// Whether something on `port` accepts a connection and greets.
-private func rawSMTPGreeting(port: Int) throws -> Bool {
-    try rawHTTP(port: port, "", timeout: .seconds(1)).hasPrefix("220")
+private func rawSMTPGreeting(port: Int) async throws -> Bool {
+    try await rawHTTP(port: port, "", timeout: .seconds(1)).hasPrefix("220")
 }

@@ -79,7 +79,7 @@ public final class FrontProxy: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let listening = await eventually(timeout: .seconds(15)) { (try? rawHTTP(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.isEmpty == false }
+        let listening = await eventually(timeout: .seconds(15)) { (try? await rawHTTP(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.isEmpty == false }
         guard listening else {
             let output = (try? String(contentsOfFile: directory.file("stdout.log"), encoding: .utf8)) ?? ""
             let errors = (try? String(contentsOfFile: directory.file("error.log"), encoding: .utf8)) ?? ""

@@ -86,8 +86,13 @@ public struct CommandResult: Sendable {
     public let stderr: String
 }
 
-/// Runs `gatehouse arguments...` with `stdin` as standard input.
-public func runGatehouse(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> CommandResult {
+/// Runs `gatehouse arguments...` with `stdin` as standard input, waiting on a thread of its
+/// own (see ``onThread(_:)``).
+public func runGatehouse(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) async throws -> CommandResult {
+    try await onThread { try runGatehouseBlocking(arguments, stdin: stdin, environment: environment) }
+}
+
+private func runGatehouseBlocking(_ arguments: [String], stdin: String, environment: [String: String]) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: GatehouseProcess.binaryPath)
     process.arguments = arguments

@@ -20,8 +20,13 @@ public func pythonProcess(_ arguments: [String]) throws -> Process {
 }
 
 /// Runs a Python snippet to completion and returns its standard output; throws with its
-/// standard error when it exits non-zero.
-public func runPython(_ source: String, arguments: [String] = []) throws -> String {
+/// standard error when it exits non-zero. The wait is on a thread of its own: a blocked
+/// thread of the two-thread concurrency pool would stall every other test in the run.
+public func runPython(_ source: String, arguments: [String] = []) async throws -> String {
+    try await onThread { try runPythonBlocking(source, arguments: arguments) }
+}
+
+private func runPythonBlocking(_ source: String, arguments: [String]) throws -> String {
     let process = try pythonProcess(["-c", source] + arguments)
     let output = Pipe()
     let errors = Pipe()

@@ -3,7 +3,11 @@ import Foundation
 /// Sends bytes exactly as given over a new TCP connection and returns everything the server
 /// answers until it closes the connection or `timeout` passes: for requests no well-behaved
 /// client would send (chunked bodies, broken framing).
-public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, timeout: Duration = .seconds(5)) throws -> String {
+public func rawHTTP(host: String = "127.0.0.1", port: Int, _ request: String, timeout: Duration = .seconds(5)) async throws -> String {
+    try await onThread { try rawHTTPBlocking(host: host, port: port, request, timeout: timeout) }
+}
+
+private func rawHTTPBlocking(host: String, port: Int, _ request: String, timeout: Duration) throws -> String {
     let descriptor = try connectTCP(host: host, port: port, receiveTimeout: timeout)
     defer { close(descriptor) }
     _ = sendAll(request, on: descriptor)

@@ -59,7 +59,7 @@ public final class RedisServer: @unchecked Sendable {
         // can take seconds. The wait ends early if the server exits.
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            if (try? cli("PING"))?.hasPrefix("PONG") == true, process.isRunning { return }
+            if (try? await cli("PING"))?.hasPrefix("PONG") == true, process.isRunning { return }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -69,9 +69,21 @@ public final class RedisServer: @unchecked Sendable {
             message: "redis-server did not start on port \(port): \(output.suffix(500))")
     }
 
-    /// Runs `redis-cli` against this server and returns its output.
+    /// Runs `redis-cli` against this server and returns its output; on a thread of its own
+    /// (see ``onThread(_:)``).
     @discardableResult
-    public func cli(_ arguments: String..., database: Int = 0) throws -> String {
+    public func cli(_ arguments: String..., database: Int = 0) async throws -> String {
+        let (port, password) = (port, password)
+        return try await onThread { try Self.runCLI(arguments, port: port, password: password, database: database) }
+    }
+
+    /// ``cli(_:database:)`` on the calling thread, which it blocks: only from a thread of its own.
+    @discardableResult
+    public func cliNow(_ arguments: String..., database: Int = 0) throws -> String {
+        try Self.runCLI(arguments, port: port, password: password, database: database)
+    }
+
+    private static func runCLI(_ arguments: [String], port: Int, password: String?, database: Int) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try findExecutable("redis-cli"))
         process.arguments = ["-p", String(port), "-n", String(database)] + arguments

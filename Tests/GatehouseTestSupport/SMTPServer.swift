@@ -48,7 +48,8 @@ public final class SMTPServer: @unchecked Sendable {
         self.certificatePath = directory.file("cert.pem")
         self.mailDirectory = directory.file("mail")
         try FileManager.default.createDirectory(atPath: mailDirectory, withIntermediateDirectories: true)
-        try Self.makeCertificate(certificate: certificatePath, key: directory.file("key.pem"))
+        let certificatePath = certificatePath, keyPath = directory.file("key.pem")
+        try await onThread { try Self.makeCertificate(certificate: certificatePath, key: keyPath) }
         var arguments = [
             packageRoot + "/Tests/python/smtp_server.py", "--port", String(port), "--dir", mailDirectory,
             "--security", security.rawValue, "--cert", certificatePath, "--key", directory.file("key.pem"),
