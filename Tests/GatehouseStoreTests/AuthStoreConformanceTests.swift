@@ -41,7 +41,12 @@ func withAuthStore<T: Sendable>(
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await client.run() }
             group.addTask { try await cache.run() }
-            #expect(await eventually { cache.isTrusted })
+            // A readiness wait, generous for a loaded machine: it ends as soon as Redis is trusted.
+            if !(await eventually(timeout: .seconds(60)) { cache.isTrusted }) {
+                let (rounds, failure) = cache.maintenanceState
+                let ping = (try? await redis.cli("PING")) ?? "no answer"
+                Issue.record("Redis never trusted: \(rounds) maintenance rounds, connections \(client.connectedCount), last failure \(failure ?? "none"), redis-cli PING \(ping)")
+            }
             let result = try await body(cache, database)
             // Redis really was in front: the sessions the body validated were cached there.
             #expect(try await redis.cli("DBSIZE") != "0")

@@ -41,9 +41,15 @@ public final class CachedAuthStore: AuthStore, Service {
     private let logger: Logger
     /// Whether Redis is read, and how many times it has been distrusted (so that a replay that
     /// started before a failure cannot re-establish trust after it).
-    private let trustedState = NIOLockedValueBox((trusted: false, epoch: 0))
+    /// `failure` is why the last maintenance round or connection failed, for diagnostics.
+    private let trustedState = NIOLockedValueBox((trusted: false, epoch: 0, failure: String?.none))
     /// Maintenance rounds finished (trusting Redis or not), for ``firstRound(atMost:)``.
     private let rounds = NIOLockedValueBox(0)
+
+    /// Maintenance rounds finished so far, and why Redis was last distrusted (if it was).
+    var maintenanceState: (rounds: Int, lastFailure: String?) {
+        (rounds.withLockedValue { $0 }, trustedState.withLockedValue { $0.failure })
+    }
     /// The trust period for which the recent invalidations have been replayed.
     private let replayedEpoch = NIOLockedValueBox<Int?>(nil)
 
@@ -430,6 +436,7 @@ public final class CachedAuthStore: AuthStore, Service {
             defer {
                 state.trusted = false
                 state.epoch += 1
+                state.failure = reason
             }
             return state.trusted
         }
