@@ -97,6 +97,27 @@ struct MFALoginTests {
         }
     }
 
+    @Test("wrong codes count toward the lockout: once locked, even the right code is refused, and new mfa_tokens do not renew the guessing")
+    func wrongCodesLock() async throws {
+        try await TestGatehouse.run(configure: { $0.abuse.lockout = LockoutConfiguration(maxFailures: 3, window: .seconds(900), ban: .seconds(900)) }) { api, gatehouse in
+            let (_, secret, _) = try await Self.enrol(api)
+            let early = try #require(try await api.login("alice@example.com", Self.password).json["mfa_token"] as? String)
+            for _ in 0..<3 {
+                let challenge = try #require(try await api.login("alice@example.com", Self.password).json["mfa_token"] as? String)
+                #expect(try await api.json(.post, "/auth/login/mfa", jsonBody(["mfa_token": challenge, "code": "000000"])).status == 401)
+            }
+            // The third wrong code locked the account: the password step answers as for a
+            // wrong password, and a challenge issued before the lock cannot be finished either.
+            #expect(try await api.login("alice@example.com", Self.password).status == 401)
+            let right = try await api.json(.post, "/auth/login/mfa", jsonBody(["mfa_token": early, "code": try await pyotpCode(secret, offset: 30)]))
+            #expect(right.status == 401)
+            #expect(right.setCookies.isEmpty)
+            let reasons = try await gatehouse.store.auditEvents(AuditQuery(email: "alice@example.com")).compactMap(\.reason)
+            #expect(reasons.filter { $0 == "wrong_mfa_code" }.count == 3)
+            #expect(reasons.contains("locked"))
+        }
+    }
+
     @Test("the TOTP secret is stored sealed, bound to its user: copied to another account it does not open")
     func sealedAtRest() async throws {
         try await TestGatehouse.run { api, gatehouse in

@@ -53,6 +53,24 @@ struct AccountStoreTests {
         }
     }
 
+    @Test("a password change voids half-done MFA logins; a disabled account's reset link changes nothing")
+    func passwordChangesVoidTokens() async throws {
+        try await withStore { store, database in
+            let user = try await Self.alice(store)
+            let challenge = SessionToken.generate()
+            try await store.issueToken(challenge.hash, purpose: .mfaLogin, user: user, mail: nil, audit: nil)
+            _ = try await store.changePassword(user: user, passwordHash: "y", session: newSession(SessionToken.generate()), client: client)
+            #expect(try await store.tokenOwner(challenge.hash, purpose: .mfaLogin) == nil)
+
+            let reset = SessionToken.generate()
+            try await store.issueToken(reset.hash, purpose: .passwordReset, user: user, mail: nil, audit: nil)
+            #expect(try await store.setDisabled(email: user.email, disabled: true, client: client))
+            #expect(try await store.resetPassword(token: reset.hash, passwordHash: "z", client: client) == nil)
+            let hash = try await database.pool.read { db in try String.fetchOne(db, sql: "SELECT password_hash FROM users") }
+            #expect(hash == "y")
+        }
+    }
+
     @Test("a claimed message is not claimed again until its lease ends; a sent one never again, and its text is cleared")
     func outboxClaims() async throws {
         try await withStore { store, database in

@@ -86,6 +86,14 @@ extension AuthController {
             throw AuthError.invalidMFAToken
         }
         try await abuse.admit([RateCheck("mfa_per_account", configuration.abuse.mfaPerAccount, subject: user.id)], email: user.email, client: client)
+        // Wrong codes are failed logins: they count toward the lockout, and a locked account
+        // cannot finish a login with a code (new mfa_tokens would otherwise renew the guessing).
+        let candidate = try await store.loginCandidate(email: user.email)
+        let bucket = try await abuse.bucket(email: user.email, candidate: candidate, client: client)
+        if try await abuse.isLocked(bucket) {
+            try await store.recordLoginFailure(email: user.email, userId: user.id, reason: "locked", client: client)
+            throw AuthError.invalidCode
+        }
         let accepted: Bool
         let method: String
         if let code = body.string("code") {
@@ -105,13 +113,14 @@ extension AuthController {
             throw AuthError.validation(["code": "Enter the code from your authenticator app, or a recovery code as recovery_code."])
         }
         guard accepted else {
-            try await store.recordLoginFailure(email: user.email, userId: user.id, reason: method == "totp" ? "wrong_mfa_code" : "wrong_recovery_code", client: client)
+            let locked = try await store.recordLoginFailure(
+                email: user.email, userId: user.id, reason: method == "totp" ? "wrong_mfa_code" : "wrong_recovery_code", client: client,
+                counting: abuse.failureCount(bucket))
+            if locked != nil { context.logger.notice("login locked", metadata: ["user_id": "\(user.id)", "address": "\(bucket.knownAddress == nil ? "elsewhere" : "known")"]) }
             throw AuthError.invalidCode
         }
         // Used up only now: a wrong code leaves the login to be finished within its five minutes.
         guard try await sqlite.consumeToken(token.hash, purpose: .mfaLogin) != nil else { throw AuthError.invalidMFAToken }
-        let candidate = try await store.loginCandidate(email: user.email)
-        let bucket = try await abuse.bucket(email: user.email, candidate: candidate, client: client)
         let session = SessionToken.generate()
         try await store.recordLogin(
             user: user, session: newSession(session), replacing: authenticator.tokenHashes(request), upgradedPasswordHash: nil, client: client, clearing: bucket

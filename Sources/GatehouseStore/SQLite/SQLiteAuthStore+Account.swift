@@ -64,7 +64,8 @@ extension SQLiteAuthStore {
     public func resetPassword(token: TokenHash, passwordHash: String, client: ClientInfo) async throws -> (User, CacheEffects)? {
         let now = Timestamp.milliseconds(Date())
         return try await database.write { db in
-            guard let user = try Self.consume(db, token, .passwordReset, now: now) else { return nil }
+            // A disabled account's link is used up without effect: only `user enable` brings it back.
+            guard let user = try Self.consume(db, token, .passwordReset, now: now), user.isActive else { return nil }
             let revoked = try self.setPassword(db, user: user, passwordHash: passwordHash, reason: "password_reset", client: client)
             try LoginFailureRecord.filter(LoginFailureRecord.Columns.email == user.email).deleteAll(db)
             let verified = try Self.markVerified(db, user)
@@ -79,6 +80,8 @@ extension SQLiteAuthStore {
             db, UserRecord.Columns.passwordHash.set(to: passwordHash), UserRecord.Columns.updatedAt.set(to: Timestamp.milliseconds(Date()))
         )
         try AccountTokenRecord.of(user.id, .passwordReset).deleteAll(db)
+        // A login half done with the old password (an mfa_token) is not finished with the new one.
+        try AccountTokenRecord.of(user.id, .mfaLogin).deleteAll(db)
         let sessions = SessionRecord.filter(SessionRecord.Columns.userId == user.id)
         let revoked = try sessions.fetchAll(db).map(\.tokenHash)
         try deleteSessions(db, sessions, kind: .sessionRevoked, reason: reason, client: client)
