@@ -57,6 +57,7 @@ struct ConfigurationTests {
             ("listn: 127.0.0.1:1", "listn"),
             ("mail:\n  mailer: file", "public_url"),
             ("public_url: https://auth.example.com\nmail:\n  mailer: smtp", "mail.smtp.host"),
+            ("public_url: https://auth.example.com\nmail:\n  mailer: smtp\n  smtp: {host: mail.example.com, security: none, username: gatehouse}", "mail.smtp.security"),
             ("mail:\n  mailer: carrier-pigeon", "mail.mailer"),
             ("mail:\n  from: 'Gatehouse <nobody>'", "mail.from"),
             ("mail:\n  from: \"a@b\\r\\nBcc: x@y\"", "mail.from"),

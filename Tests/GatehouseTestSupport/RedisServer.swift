@@ -159,7 +159,9 @@ public func findExecutable(_ name: String) throws -> String {
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
-public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// Every use waits for something to become ready, so the default is generous (a loaded
+/// 2-core machine running the whole suite stalls for seconds): it ends as soon as it holds.
+public func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

@@ -100,6 +100,9 @@ public enum ConfigurationLoader {
         if configuration.mail.mailer == .smtp, configuration.mail.smtp.host.isEmpty {
             throw ConfigurationError(key: "mail.smtp.host", message: "mail.mailer is smtp: the SMTP server's host is needed")
         }
+        if configuration.mail.mailer == .smtp, configuration.mail.smtp.security == .none, !configuration.mail.smtp.username.isEmpty {
+            throw ConfigurationError(key: "mail.smtp.security", message: "mail.smtp.username is set: AUTH without TLS would send the password in plain text; use starttls or tls")
+        }
         return configuration
     }
 
