@@ -8,7 +8,7 @@ import Testing
 
 /// Runs `body` with a client whose connection loop is running and connected (unless `connected` is false).
 func withRedisClient<T: Sendable>(
-    _ url: String, timeout: Duration = .milliseconds(50), connections: Int = 2, connected: Bool = true,
+    _ url: String, timeout: Duration = .seconds(5), connections: Int = 2, connected: Bool = true,
     _ body: @Sendable (RedisClient) async throws -> T
 ) async throws -> T {
     let endpoint = try #require(RedisEndpoint(url))

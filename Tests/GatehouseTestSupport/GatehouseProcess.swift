@@ -147,6 +147,8 @@ public func writeTestConfiguration(in directory: TemporaryDirectory, extra: Stri
         listen: 127.0.0.1:0
         database:
           path: \(directory.file("gatehouse.sqlite"))
+          # Two instances write one file on two shared cores with the whole suite running.
+          busy_timeout: 30s
         cookie:
           secure: false
         password:
