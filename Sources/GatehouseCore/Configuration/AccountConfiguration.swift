@@ -84,3 +84,23 @@ public struct MFAConfiguration: Sendable, Equatable {
         self.keyFile = keyFile
     }
 }
+
+/// The look of the pages people see (SPEC §2.5 `pages`): name, logo, colour, templates.
+public struct PagesConfiguration: Sendable, Equatable {
+    /// The product name in every page's title and header.
+    public var productName: String
+    /// A logo shown above each form (an https URL or a path Gatehouse's host serves); empty = the name alone.
+    public var logoURL: String
+    /// The accent colour of buttons and links, `#rrggbb`.
+    public var accentColor: String
+    /// Templates overriding the built-in ones (`<page>.mustache`, `layout.mustache`, `style.css`); empty = built-in.
+    public var templateDir: String
+
+    /// Creates a pages configuration with the defaults.
+    public init(productName: String = "Gatehouse", logoURL: String = "", accentColor: String = "#2563eb", templateDir: String = "") {
+        self.productName = productName
+        self.logoURL = logoURL
+        self.accentColor = accentColor
+        self.templateDir = templateDir
+    }
+}

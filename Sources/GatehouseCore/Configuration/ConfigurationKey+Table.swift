@@ -54,6 +54,10 @@ extension ConfigurationKey {
         .scalar("mail.smtp.ca_file", \.mail.smtp.caFile, .text(), "a PEM file of CA certificates trusted besides the system's; empty = system roots"),
         .scalar("mfa.issuer", \.mfa.issuer, .text(nonEmpty: true), "the issuer authenticator apps show"),
         .scalar("mfa.key_file", \.mfa.keyFile, .text(), "the key encrypting TOTP secrets at rest (or GATEHOUSE_MFA_KEY); empty = <database.path>.mfa-key, created when missing"),
+        .scalar("pages.product_name", \.pages.productName, .text(nonEmpty: true), "the name in every page's title and header"),
+        .scalar("pages.logo_url", \.pages.logoURL, .logoURL, "a logo above each form (https URL or path); empty = the name alone"),
+        .scalar("pages.accent_color", \.pages.accentColor, .hexColor, "the colour of buttons and links, #rrggbb"),
+        .scalar("pages.template_dir", \.pages.templateDir, .text(), "templates overriding the built-in pages (<page>.mustache, layout.mustache, style.css); empty = built-in"),
         .scalar("proxy.connect_timeout", \.proxy.connectTimeout, .duration(positive: true), "connecting to an upstream; past it 502"),
         .scalar("proxy.response_timeout", \.proxy.responseTimeout, .duration(positive: true), "waiting for an upstream's response head; past it 504"),
         .scalar("proxy.idle_timeout", \.proxy.idleTimeout, .duration(positive: true), "no response bytes from the upstream this long closes the connection"),
@@ -196,6 +200,21 @@ extension ScalarFormat where Value == String {
             let parts = address.split(separator: "@", omittingEmptySubsequences: false)
             let valid = parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty && !address.contains { $0 == " " || $0 == "<" || $0 == ">" || $0 == "\"" }
             return valid ? nil : "expected an address such as Gatehouse <no-reply@example.com>"
+        }
+    }
+
+    /// `#rrggbb`.
+    static var hexColor: ScalarFormat {
+        text(nonEmpty: true).checked { color in
+            color.count == 7 && color.hasPrefix("#") && color.dropFirst().allSatisfy { $0.isASCII && $0.isHexDigit } ? nil : "expected a colour such as #2563eb"
+        }
+    }
+
+    /// Empty, a path, or an https URL, with nothing that could leave an HTML attribute.
+    static var logoURL: ScalarFormat {
+        text().checked { url in
+            if url.contains(where: { $0 == "\"" || $0 == "<" || $0 == ">" || $0 == " " || $0.isNewline }) { return "must be a URL without spaces or quotes" }
+            return url.isEmpty || (url.hasPrefix("/") && !url.hasPrefix("//")) || url.hasPrefix("https://") ? nil : "expected a path starting with / or an https:// URL"
         }
     }
 

@@ -44,6 +44,8 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var mail = MailConfiguration()
     /// Second factors.
     public var mfa = MFAConfiguration()
+    /// The pages' branding and templates.
+    public var pages = PagesConfiguration()
 
     /// The defaults of SPEC §4, used for every key a file leaves out.
     public init(

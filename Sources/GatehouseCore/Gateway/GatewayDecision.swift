@@ -363,6 +363,8 @@ public struct GatewayAnswer: Sendable {
     public let headers: HTTPFields
     /// The body (JSON), empty for none.
     public let body: String
+    /// The error the answer tells of, if it is one (a browser is shown it as a page).
+    public let error: AuthError?
 
     /// The answer for `decision` to a request with `requestId`; `nil` for ``GatewayDecision/reserved``
     /// and ``GatewayDecision/forward(_:)``, which are not answers.
@@ -394,20 +396,26 @@ public struct GatewayAnswer: Sendable {
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
         if let retryAfter = error.retryAfter { fields[.retryAfter] = String(retryAfter) }
-        self.init(status: error.status, headers: fields, body: error.json.string, requestId: requestId)
+        self.init(status: error.status, headers: fields, body: error.json.string, requestId: requestId, error: error)
+    }
+
+    /// An answer as it is written, for a transport that renders it otherwise (an HTML page).
+    public init(status: Int, headers: HTTPFields, body: String, error: AuthError?) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.error = error
     }
 
     /// `browserFacing` false only for a verify endpoint's 200, which the front proxy reads
     /// and no browser sees (nginx never passes an `auth_request` answer on; forward auth copies
     /// only the identity headers): the security headers would be bytes on the hottest answer
     /// that protect nothing.
-    private init(status: Int, headers: HTTPFields, body: String, requestId: String, browserFacing: Bool = true) {
+    private init(status: Int, headers: HTTPFields, body: String, requestId: String, browserFacing: Bool = true, error: AuthError? = nil) {
         var fields = headers
         if browserFacing { SecurityHeaders.apply(to: &fields) }
         fields[.xRequestId] = requestId
-        self.status = status
-        self.headers = fields
-        self.body = body
+        self.init(status: status, headers: fields, body: body, error: error)
     }
 }
 
