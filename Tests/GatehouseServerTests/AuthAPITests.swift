@@ -188,18 +188,18 @@ struct AuthAPITests {
         }
     }
 
-    @Test("HTML form (urlencoded) bodies work for signup, login and logout")
+    @Test("HTML form (urlencoded) bodies work for signup, login and logout, with the pages' CSRF token")
     func forms() async throws {
         try await TestGatehouse.run(.live) { api, _ in
-            var headers = HTTPFields()
-            headers[.contentType] = "application/x-www-form-urlencoded; charset=utf-8"
-            let signup = try await api.send(.post, "/auth/signup", headers: headers, body: "email=h%40example.com&password=correct+horse+battery")
-            #expect(signup.status == 201)
-            let login = try await api.send(.post, "/auth/login", headers: headers, body: "email=H%40EXAMPLE.com&password=correct%20horse%20battery")
-            #expect(login.status == 200)
-            var logoutHeaders = headers
-            logoutHeaders[.cookie] = "gatehouse_session=\(try #require(login.sessionToken()))"
-            #expect(try await api.send(.post, "/auth/logout", headers: logoutHeaders, body: "").status == 200)
+            let form = try await PageForm.open(api)
+            let signup = try await form.post(api, "/auth/signup", [("email", "h@example.com"), ("password", "correct horse battery")])
+            #expect(signup.status == 303)
+            let login = try await form.post(api, "/auth/login", [("email", "H@EXAMPLE.com"), ("password", "correct horse battery")])
+            #expect(login.status == 303)
+            let session = try #require(login.sessionToken())
+            #expect(try await api.get("/auth/me", cookie: session).status == 200)
+            #expect(try await form.post(api, "/auth/logout", [], session: session).status == 303)
+            #expect(try await api.get("/auth/me", cookie: session).status == 401)
         }
     }
 

@@ -345,10 +345,8 @@ struct ReverseProxyTests {
             let location = try #require(first.headers[HTTPField.Name("Location")!])
             #expect(location.hasPrefix("/auth/login?rd="))
             let rdQuery = String(location.dropFirst("/auth/login".count))
-            let login = try await api.request(
-                .post, "/auth/login" + rdQuery, headers: ["Content-Type": "application/x-www-form-urlencoded"],
-                body: "email=trip%40example.com&password=proxy+test+password"
-            )
+            let form = try await PageForm.open(api, location)
+            let login = try await form.post(api, "/auth/login" + rdQuery, [("email", "trip@example.com"), ("password", Self.password)])
             #expect(login.status == 303)
             let next = try #require(login.headers[HTTPField.Name("Location")!])
             #expect(next == "/app/reports?year=2026")
@@ -357,10 +355,7 @@ struct ReverseProxyTests {
             #expect(page.status == 200)
             #expect(EchoedRequest(page)?.target == "/app/reports?year=2026")
             // A hostile rd falls back to the gateway's root.
-            let hostile = try await api.request(
-                .post, "/auth/login?rd=%2F%2Fevil.com", headers: ["Content-Type": "application/x-www-form-urlencoded"],
-                body: "email=trip%40example.com&password=proxy+test+password"
-            )
+            let hostile = try await form.post(api, "/auth/login?rd=%2F%2Fevil.com", [("email", "trip@example.com"), ("password", Self.password)])
             #expect(hostile.headers[HTTPField.Name("Location")!] == "/")
         }
     }

@@ -26,8 +26,17 @@ public func runPython(_ source: String, arguments: [String] = []) async throws -
     try await onThread { try runPythonBlocking(source, arguments: arguments) }
 }
 
+/// Runs one of the tests' Python scripts (`Tests/python/<name>`) to completion, as ``runPython(_:arguments:)`` does.
+public func runPythonScript(_ name: String, arguments: [String] = []) async throws -> String {
+    try await onThread { try runPythonBlocking(arguments: [packageRoot + "/Tests/python/" + name] + arguments) }
+}
+
 private func runPythonBlocking(_ source: String, arguments: [String]) throws -> String {
-    let process = try pythonProcess(["-c", source] + arguments)
+    try runPythonBlocking(arguments: ["-c", source] + arguments)
+}
+
+private func runPythonBlocking(arguments: [String]) throws -> String {
+    let process = try pythonProcess(arguments)
     let output = Pipe()
     let errors = Pipe()
     process.standardOutput = output

@@ -10,12 +10,12 @@ extension AuthController {
     func addAccountRoutes(to router: Router<GatehouseRequestContext>) {
         router.get("/auth/sessions", use: sessions)
         router.delete("/auth/sessions/:id", use: deleteSession)
-        router.post("/auth/logout-all", use: logoutAll)
-        router.post("/auth/password", use: changePassword)
-        router.post("/auth/password/forgot", use: forgotPassword)
-        router.post("/auth/password/reset", use: resetPassword)
-        router.post("/auth/email/verify", use: verifyEmail)
-        router.post("/auth/email/resend", use: resendVerification)
+        router.post("/auth/logout-all", use: form(logoutAll, .logoutAll))
+        router.post("/auth/password", use: form(changePassword, .changePassword))
+        router.post("/auth/password/forgot", use: form(forgotPassword, .forgotPassword))
+        router.post("/auth/password/reset", use: form(resetPassword, .resetPassword))
+        router.post("/auth/email/verify", use: form(verifyEmail, .verifyEmail))
+        router.post("/auth/email/resend", use: form(resendVerification, .resendVerification))
     }
 
     // MARK: Sessions

@@ -10,11 +10,11 @@ import Hummingbird
 // it), ±1 step; every attempt counts against `abuse.mfa_per_account`.
 extension AuthController {
     func addMFARoutes(to router: Router<GatehouseRequestContext>) {
-        router.post("/auth/mfa/totp/setup", use: setupTOTP)
-        router.post("/auth/mfa/totp/confirm", use: confirmTOTP)
+        router.post("/auth/mfa/totp/setup", use: form(setupTOTP, .totpSetup))
+        router.post("/auth/mfa/totp/confirm", use: form(confirmTOTP, .totpConfirm))
         router.delete("/auth/mfa/totp", use: disableTOTP)
-        router.post("/auth/mfa/recovery-codes", use: regenerateRecoveryCodes)
-        router.post("/auth/login/mfa", use: loginMFA)
+        router.post("/auth/mfa/recovery-codes", use: form(regenerateRecoveryCodes, .recoveryCodes))
+        router.post("/auth/login/mfa", use: form(loginMFA, .loginMFA))
     }
 
     /// A new pending secret: its base32 form, the `otpauth://` URI and a QR code of it (SVG).
@@ -140,6 +140,16 @@ extension AuthController {
         body.add("mfa_required", true)
         body.add("mfa_token", token.cookieValue)
         return .json(.ok, body)
+    }
+
+    /// The secret of a setup not yet confirmed, as the setup page shows it (for the page again
+    /// after a wrong code); `nil` when there is none.
+    func pendingTOTPSetup(of user: User) async throws -> [String: Any]? {
+        guard let credential = try await sqlite.totpCredential(userId: user.id), !credential.confirmed,
+            let secret = TOTPSecret(bytes: try secrets.open(credential.sealedSecret, userID: user.id))
+        else { return nil }
+        let uri = TOTPAuthenticator(secret: secret).otpauthURI(issuer: configuration.mfa.issuer, account: user.email)
+        return ["secret": secret.base32, "qr_svg": try QRCode(encoding: uri).svg(label: "QR code to scan with your authenticator app")]
     }
 
     /// The authenticator for a stored credential.

@@ -19,11 +19,14 @@ struct AuthController: Sendable {
     let mail: AccountMail
     /// Seals TOTP secrets at rest.
     let secrets: SecretBox
+    /// The HTML pages and their forms (SPEC §2.5).
+    let pages: Pages
 
     /// The source of truth, for what only it holds (tokens, TOTP secrets, the outbox).
     var sqlite: SQLiteAuthStore { accounts.sqlite }
 
-    init(store: any AuthStore, accounts: AccountStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter, mail: AccountMail, secrets: SecretBox) {
+    init(store: any AuthStore, accounts: AccountStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter, mail: AccountMail, secrets: SecretBox, pages: Pages) {
+        self.pages = pages
         self.store = store
         self.accounts = accounts
         self.mail = mail
@@ -36,12 +39,13 @@ struct AuthController: Sendable {
     }
 
     func addRoutes(to router: Router<GatehouseRequestContext>) {
-        router.post("/auth/signup", use: signup)
-        router.post("/auth/login", use: login)
-        router.post("/auth/logout", use: logout)
+        router.post("/auth/signup", use: form(signup, .signup))
+        router.post("/auth/login", use: form(login, .login))
+        router.post("/auth/logout", use: form(logout, .logout))
         router.get("/auth/me", use: me)
         addAccountRoutes(to: router)
         addMFARoutes(to: router)
+        addPageRoutes(to: router)
     }
 
     @Sendable func signup(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -140,13 +144,6 @@ struct AuthController: Sendable {
             upgradedPasswordHash: upgraded, client: client, clearing: bucket
         )
         context.logger.info("login", metadata: ["user_id": "\(candidate.user.id)"])
-        if body.isForm, let rd = request.uri.queryParameters.get("rd") ?? body.string("rd") {
-            // An HTML form posted from the login page: send the browser on to where it was
-            // going, if that is a safe place (SPEC §2.3), else home.
-            var headers = sessionCookie(token)
-            headers[.location] = redirects.validate(rd) ?? "/"
-            return Response(status: .seeOther, headers: headers)
-        }
         return .json(.ok, candidate.user.json, headers: sessionCookie(token))
     }
 

@@ -11,8 +11,11 @@ struct Gateway: Sendable {
     let policy: GatewayPolicy
     let authenticator: SessionAuthenticator
     let client: HTTPClient
+    /// What a browser is shown for an error answer.
+    let pages: Pages
 
-    init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient) {
+    init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient, pages: Pages) {
+        self.pages = pages
         self.configuration = configuration
         self.policy = GatewayPolicy(configuration: configuration)
         self.authenticator = authenticator
@@ -31,6 +34,11 @@ struct Gateway: Sendable {
         case .needsSession(let pending):
             return pending.decide(await authenticator.answer(cookies: pending.cookies, logger: logger))
         }
+    }
+
+    /// `answer` as the client of `head` should see it: an HTML page for a browser's navigation.
+    func answer(_ answer: GatewayAnswer, to method: HTTPRequest.Method, accept: String?) -> GatewayAnswer {
+        answer.error == nil ? answer : pages.forBrowser(answer, method: method, accept: accept)
     }
 
     /// The request's client facts, computed once per request (see ``APIErrorMiddleware``).

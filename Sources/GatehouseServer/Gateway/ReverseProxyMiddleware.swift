@@ -26,7 +26,8 @@ struct ReverseProxyMiddleware: RouterMiddleware {
             return await forward(request, to: upstream, context: context)
         default:
             // Every other decision is an answer (`GatewayAnswer` is `nil` only for the two above).
-            return Response(GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields)!)
+            let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields)!
+            return Response(gateway.answer(answer, to: request.method, accept: request.headers[.accept]))
         }
     }
 
@@ -47,7 +48,8 @@ struct ReverseProxyMiddleware: RouterMiddleware {
             // Every upstream failure is a JSON error, never a hang: 504 for too slow, 502 otherwise.
             let timedOut = (error as? HTTPClientError).map { $0 == .deadlineExceeded || $0 == .readTimeout } ?? false
             context.logger.warning("upstream failed", metadata: ["error": "\(error)"])
-            return Response(GatewayAnswer(error: .upstreamFailure(timedOut: timedOut), requestId: upstream.requestId))
+            let answer = GatewayAnswer(error: .upstreamFailure(timedOut: timedOut), requestId: upstream.requestId)
+            return Response(gateway.answer(answer, to: request.method, accept: request.headers[.accept]))
         }
         let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
         let headers = HTTPFields(ProxyHeaders.clientResponse(response.headers, requestId: upstream.requestId), splitCookie: false)

@@ -11,6 +11,8 @@ struct APIErrorMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
     /// Whose `X-Forwarded-*` and `X-Request-Id` are believed.
     let trustedProxies: [CIDR]
+    /// What a browser is shown for an error.
+    let pages: Pages
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -30,9 +32,9 @@ struct APIErrorMiddleware: RouterMiddleware {
         } catch let error as SessionRequired {
             var headers = HTTPFields()
             headers[.setCookie] = error.clearCookie
-            response = .error(.unauthenticated, headers: headers)
+            response = errorResponse(.unauthenticated, headers: headers, request: request, requestId: forwarding.requestId)
         } catch {
-            response = .error(Self.authError(for: error, context: context))
+            response = errorResponse(Self.authError(for: error, context: context), request: request, requestId: forwarding.requestId)
         }
         if response.headers[.xRequestId] == nil { response.headers[.xRequestId] = forwarding.requestId }
         // Gatehouse's own answers (never an upstream's) carry the security headers.
@@ -42,6 +44,14 @@ struct APIErrorMiddleware: RouterMiddleware {
             served: .router
         )
         return response
+    }
+
+    /// The JSON error, or for a browser's navigation its page.
+    func errorResponse(_ error: AuthError, headers: HTTPFields = [:], request: Request, requestId: String) -> Response {
+        guard GatewayPolicy.isBrowserNavigation(method: request.method.rawValue, accept: request.headers[.accept]) else { return .error(error, headers: headers) }
+        var headers = headers
+        if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return pages.html(pages.errorDocument(error, requestId: requestId), status: HTTPResponse.Status(code: error.status), headers: headers)
     }
 
     static let overloadWarnings = OncePerSecond()

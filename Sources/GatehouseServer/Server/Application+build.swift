@@ -29,6 +29,8 @@ public struct GatehouseDependencies: Sendable {
     let accountMail: AccountMail
     /// Seals TOTP secrets with the `mfa.key_file` key.
     let secrets: SecretBox
+    /// The HTML pages: templates, CSRF cookie, headers.
+    let pages: Pages
     /// See ``secrets`` (for tests of what is stored).
     public var secretBox: SecretBox { secrets }
 
@@ -63,7 +65,8 @@ public struct GatehouseDependencies: Sendable {
             secrets: try SecretBox.load(
                 keyFile: configuration.mfa.keyFile.isEmpty ? nil : configuration.mfa.keyFile, environment: ProcessInfo.processInfo.environment,
                 defaultPath: configuration.database.path + ".mfa-key"
-            )
+            ),
+            pages: try Pages(configuration)
         )
     }
 
@@ -110,7 +113,7 @@ public struct GatehouseDependencies: Sendable {
 /// The router for every Gatehouse endpoint; `gateway` forwards proxied requests.
 func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
-    router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies))
+    router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies, pages: dependencies.pages))
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     router.add(
         middleware: CrossSiteMiddleware(
@@ -122,7 +125,7 @@ func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Rou
     AuthController(
         store: dependencies.store, accounts: dependencies.stores.accounts, hasher: dependencies.hasher, configuration: dependencies.configuration,
         redirects: gateway.policy.redirects, limiter: dependencies.limiter, mail: dependencies.accountMail,
-        secrets: dependencies.secrets
+        secrets: dependencies.secrets, pages: dependencies.pages
     ).addRoutes(to: router)
     VerifyController(gateway: gateway).addRoutes(to: router)
     return router
@@ -139,7 +142,7 @@ public func buildApplication(
     let configuration = dependencies.configuration
     let upstreamClient = dependencies.makeUpstreamClient()
     let authenticator = SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie)
-    let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient)
+    let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient, pages: dependencies.pages)
     let webSockets = WebSocketProxy(gateway: gateway)
     // Client and upstream connections share the server's event loops (the singleton group).
     let upstreamPool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)

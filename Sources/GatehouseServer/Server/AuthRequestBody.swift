@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import HTTPTypes
 import Hummingbird
 
 /// Reads the small JSON or form bodies of the auth API, turning every kind of bad input
@@ -28,12 +29,27 @@ struct AuthRequestBody {
 
     /// Reads and parses the body of `request`.
     static func read(_ request: Request, context: GatehouseRequestContext) async throws -> AuthRequestBody {
-        let mediaType = (request.headers[.contentType] ?? "")
-            .split(separator: ";", maxSplits: 1).first?
-            .trimmingCharacters(in: .whitespaces).lowercased() ?? ""
-        guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
+        let type = mediaType(request.headers)
+        guard type == "application/json" || type == "application/x-www-form-urlencoded" else {
             throw AuthError.unsupportedMediaType
         }
+        let bytes = try await collect(request)
+        if type == "application/json" {
+            return try parseJSON(bytes)
+        }
+        return AuthRequestBody(fields: try parseForm(bytes).mapValues { .string($0) }, isForm: true)
+    }
+
+    /// Reads an HTML form's fields for the pages' adapter, leaving the body in `request` for
+    /// the endpoint's handler to read again.
+    static func readForm(_ request: inout Request) async throws -> [String: String] {
+        let bytes = try await collect(request)
+        request.body = RequestBody(buffer: ByteBuffer(bytes: bytes))
+        return try parseForm(bytes)
+    }
+
+    /// The body's bytes, at most ``maximumSize``.
+    private static func collect(_ request: Request) async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumSize {
             throw AuthError.payloadTooLarge(limit: maximumSize)
         }
@@ -51,14 +67,23 @@ struct AuthRequestBody {
             buffer.writeImmutableBuffer(part)
         }
         guard total <= maximumSize else { throw AuthError.payloadTooLarge(limit: maximumSize) }
-        let bytes = Array(buffer.readableBytesView)
-        if mediaType == "application/json" {
-            return try parseJSON(bytes)
-        }
+        return Array(buffer.readableBytesView)
+    }
+
+    private static func parseForm(_ bytes: [UInt8]) throws -> [String: String] {
         guard let text = String(validating: bytes, as: UTF8.self), let form = FormURLEncoded.parse(text) else {
             throw AuthError.malformedBody("The form body is not valid URL-encoded UTF-8.")
         }
-        return AuthRequestBody(fields: form.mapValues { .string($0) }, isForm: true)
+        return form
+    }
+
+    /// Whether `headers` announce an HTML form body.
+    static func isForm(_ headers: HTTPFields) -> Bool {
+        mediaType(headers) == "application/x-www-form-urlencoded"
+    }
+
+    static func mediaType(_ headers: HTTPFields) -> String {
+        (headers[.contentType] ?? "").split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
     }
 
     /// Parses a JSON body strictly (``JSONValue``): a trailing comma, a comment, a duplicate key

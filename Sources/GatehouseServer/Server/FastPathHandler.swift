@@ -267,13 +267,14 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responding = .exchanging(exchange)
             return connect(exchange, context: context)
         }
-        guard let answer = GatewayAnswer(decision, requestId: client.requestId, identity: settings.gateway.identityFields) else {
+        guard let decided = GatewayAnswer(decision, requestId: client.requestId, identity: settings.gateway.identityFields) else {
             // `.reserved` is passed before any lookup, and a forward is exchanged above.
             let ended = ordering.pendingEnded
             pass(head, context: context)
             if ended { context.fireChannelRead(wrapInboundOut(.end(nil))) }
             return finish(context: context)
         }
+        let answer = settings.gateway.answer(decided, to: head.method, accept: head.headerFields[.accept])
         write(answer, method: head.method)
         AccessLog.request(
             settings.logger, method: head.method, path: (head.path ?? "/").prefix { $0 != "?" }, status: answer.status, started: started,

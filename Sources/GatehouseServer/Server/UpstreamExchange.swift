@@ -117,7 +117,10 @@ extension FastPathHandler: UpstreamResponder {
     private func answerFailure(_ failure: UpstreamFailure, error: any Error, context: ChannelHandlerContext) {
         guard let exchange else { return }
         settings.logger.warning("upstream failed", metadata: ["error": "\(error)", "request_id": "\(exchange.requestId)"])
-        let answer = GatewayAnswer(error: .upstreamFailure(timedOut: failure == .timedOut), requestId: exchange.requestId)
+        let answer = settings.gateway.answer(
+            GatewayAnswer(error: .upstreamFailure(timedOut: failure == .timedOut), requestId: exchange.requestId), to: exchange.method,
+            accept: exchange.request.headers.first(name: "accept")
+        )
         log(exchange, status: answer.status)
         write(answer, method: exchange.method)
         responding = .idle

@@ -1,0 +1,37 @@
+import GatehouseCore
+import HTTPTypes
+
+/// The pages' CSRF token, on top of the `Origin` check (``CrossSiteMiddleware``): a random
+/// value in a host-only cookie that every form repeats in `csrf_token` (double submit). With
+/// `cookie.secure` the cookie is `__Host-`, so a sibling subdomain cannot plant one; it is
+/// HttpOnly and `SameSite=Strict`, so no other site's page ever sends it.
+struct CSRFCookie: Sendable {
+    /// The cookie's name.
+    let name: String
+    /// Whether it carries `Secure`.
+    let secure: Bool
+
+    init(_ cookie: CookieConfiguration) {
+        secure = cookie.secure
+        name = (cookie.secure ? "__Host-" : "") + "gatehouse_csrf"
+    }
+
+    /// The request's token, if it carries a well-formed one.
+    func token(in headers: HTTPFields) -> String? {
+        CookieHeader.values(named: name, in: headers[values: .cookie], atMost: 1).first.map(String.init).flatMap { $0.utf8.count == 43 ? $0 : nil }
+    }
+
+    /// The token to put in the page's forms, and the `Set-Cookie` to send when it is new.
+    func issue(for headers: HTTPFields) -> (token: String, setCookie: String?) {
+        if let token = token(in: headers) { return (token, nil) }
+        // 32 random bytes, base64url: what a session token is made of.
+        let token = SessionToken.generate().cookieValue
+        return (token, "\(name)=\(token); Path=/; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")")
+    }
+
+    /// Whether a form's `csrf_token` matches the request's cookie (compared in constant time).
+    func admits(_ submitted: String?, headers: HTTPFields) -> Bool {
+        guard let submitted, let expected = token(in: headers), submitted.utf8.count == expected.utf8.count else { return false }
+        return zip(submitted.utf8, expected.utf8).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
