@@ -12,8 +12,10 @@ struct PageForm: Sendable {
     let token: String
 
     /// The CSRF cookie and token of a fresh browser, from `GET path`.
-    static func open(_ api: any HTTPTarget, _ path: String = "/auth/login") async throws -> PageForm {
-        let page = try await api.send(.get, path, headers: [.accept: "text/html"], body: nil)
+    static func open(_ api: any HTTPTarget, _ path: String = "/auth/login", headers extra: [String: String] = [:]) async throws -> PageForm {
+        var headers: HTTPFields = [.accept: "text/html"]
+        for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
+        let page = try await api.send(.get, path, headers: headers, body: nil)
         let cookie = try #require(page.setCookies.first { $0.hasPrefix("gatehouse_csrf=") }).prefix { $0 != ";" }
         let marker = #"name="csrf_token" value=""#
         let start = try #require(page.body.range(of: marker)).upperBound
@@ -21,8 +23,11 @@ struct PageForm: Sendable {
     }
 
     /// Posts `fields` (and the token) as an HTML form; `session` adds the session cookie.
-    func post(_ api: any HTTPTarget, _ path: String, _ fields: [(String, String)], session: String? = nil, token: String? = nil) async throws -> HTTPResult {
+    func post(
+        _ api: any HTTPTarget, _ path: String, _ fields: [(String, String)], session: String? = nil, token: String? = nil, headers extra: [String: String] = [:]
+    ) async throws -> HTTPResult {
         var headers = HTTPFields()
+        for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
         headers[.contentType] = "application/x-www-form-urlencoded"
         headers[.accept] = "text/html"
         headers[.cookie] = [cookie, session.map { "gatehouse_session=\($0)" }].compactMap { $0 }.joined(separator: "; ")
@@ -193,6 +198,20 @@ struct PagesTests {
         }
     }
 
+    @Test("the account page names devices from their user agents")
+    func deviceNames() {
+        let cases = [
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox on Windows"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "Safari on iPhone"),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", "Chrome on Android"),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "Edge on macOS"),
+            ("curl/8.5.0", "curl/8.5.0"),
+            ("", "Unknown device"),
+            (String(repeating: "x", count: 50), String(repeating: "x", count: 40) + "…"),
+        ]
+        for (agent, name) in cases { #expect(DeviceName.summary(agent) == name, "\(agent)") }
+    }
+
     @Test("every page renders as valid HTML (html5lib, strict), with unique ids and every field labelled")
     func validity() async throws {
         let templates = try PageTemplates(PagesConfiguration())
@@ -204,8 +223,8 @@ struct PagesTests {
             switch page {
             case .account:
                 values.merge(["email": "a@example.com", "email_verified": false, "mail_enabled": true, "mfa_enabled": false, "wide": true, "sessions": [
-                    ["id": "s1", "ip": "127.0.0.1", "user_agent": "Firefox", "last_seen_at": "2026-01-01T00:00:00Z", "current": true],
-                    ["id": "s2", "ip": "10.0.0.2", "user_agent": "Safari", "last_seen_at": "2026-01-01T00:00:00Z", "current": false],
+                    ["id": "s1", "ip": "127.0.0.1", "device": "Firefox on Linux", "last_seen_at": "2026-01-01T00:00:00Z", "last_seen": "1 Jan 2026, 00:00 UTC", "current": true],
+                    ["id": "s2", "ip": "10.0.0.2", "device": "Safari on iPhone", "last_seen_at": "2026-01-01T00:00:00Z", "current": false],
                 ]]) { $1 }
             case .totpSetup:
                 values.merge(["secret": "ABCDEFGH", "qr_svg": try QRCode(encoding: "otpauth://totp/x").svg(label: "QR code")]) { $1 }

@@ -128,8 +128,8 @@ extension AuthController {
         }
         let sessions: [[String: Any]] = try await store.listSessions(userId: user.id).map { session in
             [
-                "id": session.id, "ip": session.ip, "user_agent": session.userAgent.isEmpty ? "Unknown device" : session.userAgent,
-                "last_seen_at": Timestamp.rfc3339(session.lastSeenAt), "current": session.id == current.id,
+                "id": session.id, "ip": session.ip, "device": DeviceName.summary(session.userAgent),
+                "last_seen_at": Timestamp.rfc3339(session.lastSeenAt), "last_seen": Self.readable(session.lastSeenAt), "current": session.id == current.id,
             ]
         }
         var all = values
@@ -138,6 +138,13 @@ extension AuthController {
             "sessions": sessions, "wide": true,
         ]) { $1 }
         return pages.response(.account, title: "Your account", status: status, values: all, requestHeaders: request.headers, headers: headers)
+    }
+
+    /// `4 Dec 2026, 21:07 UTC`: one fixed, unambiguous form (the page has no script to localise it).
+    static func readable(_ date: Date) -> String {
+        date.formatted(Date.VerbatimFormatStyle(
+            format: "\(day: .defaultDigits) \(month: .abbreviated) \(year: .defaultDigits), \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits) UTC",
+            locale: Locale(identifier: "en_GB"), timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
     }
 
     /// The values every page takes from its URL: a fixed notice, and `rd` when it is safe.
