@@ -145,6 +145,27 @@ struct PagesTests {
         }
     }
 
+    @Test("a rate-limited form is its page again with 429 and Retry-After; a logged-in visitor of the login page goes on to rd")
+    func limitedAndSignedIn() async throws {
+        try await TestGatehouse.run(.live, configure: { $0.abuse.loginPerIP = RateLimit(1, per: .seconds(600)) }) { api, _ in
+            let session = try #require(try await api.signup("limit@example.com", Self.password).sessionToken())
+            let form = try await PageForm.open(api)
+            #expect(try await form.post(api, "/auth/login", [("email", "limit@example.com"), ("password", "wrong password")]).status == 401)
+            let limited = try await form.post(api, "/auth/login", [("email", "limit@example.com"), ("password", Self.password)])
+            #expect(limited.status == 429)
+            #expect(limited.headers[.retryAfter].flatMap(Int.init) != nil)
+            #expect(limited.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(limited.body.contains(#"role="alert""#) && limited.body.contains(#"value="limit@example.com""#))
+            var headers = HTTPFields()
+            headers[.cookie] = "gatehouse_session=\(session)"
+            let signedIn = try await api.send(.get, "/auth/login?rd=%2Fapp%2Fx", headers: headers, body: nil)
+            #expect(signedIn.status == 303)
+            #expect(signedIn.headers[.location] == "/app/x")
+            let hostile = try await api.send(.get, "/auth/login?rd=%2F%2Fevil.com", headers: headers, body: nil)
+            #expect(hostile.headers[.location] == "/auth/account")
+        }
+    }
+
     @Test("the account page needs a session and lists it; the form twins of DELETE revoke a session and turn TOTP off")
     func account() async throws {
         try await TestGatehouse.run(.live) { api, _ in
