@@ -103,7 +103,8 @@ struct BadInputTests {
             let chunk = String(repeating: "x", count: 4096)
             let chunks = String(repeating: "1000\r\n\(chunk)\r\n", count: 5)
             let request = "POST /auth/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\(chunks)0\r\n\r\n"
-            let response = try await rawHTTP(port: port, request)
+            // A readiness wait, not a timing assertion: the suite shares two cores with a browser.
+            let response = try await rawHTTP(port: port, request, timeout: .seconds(60))
             #expect(response.hasPrefix("HTTP/1.1 413"))
             #expect(response.contains(#""error":"payload_too_large""#))
             #expect(try await gatehouse.counts() == [0, 0, 0])

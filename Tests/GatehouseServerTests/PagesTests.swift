@@ -56,7 +56,7 @@ struct PagesTests {
             let policy = try #require(page.headers[.contentSecurityPolicy])
             #expect(policy.contains("default-src 'none'") && policy.contains("form-action 'self'") && !policy.contains("script-src"))
             #expect(page.headers[values: .contentSecurityPolicy].count == 1)
-            #expect(page.setCookies.contains { $0.hasPrefix("gatehouse_csrf=") && $0.contains("HttpOnly") && $0.contains("SameSite=Strict") })
+            #expect(page.setCookies.contains { $0.hasPrefix("gatehouse_csrf=") && $0.contains("HttpOnly") && $0.contains("SameSite=Lax") })
             #expect(page.body.contains(#"name="csrf_token""#))
             let css = try await api.send(.get, "/auth/assets/style.css", headers: [:], body: nil)
             #expect(css.status == 200 && css.headers[.contentType] == "text/css; charset=utf-8" && css.body.contains("#2563eb"))
@@ -201,7 +201,8 @@ struct PagesTests {
         // `Connection: close` is one of the requests the event loop leaves to the router.
         let connection = fastPath ? "keep-alive" : "close"
         try await TestGatehouse.withUpstream { api, gatehouse, _ in
-            for (path, status) in [("/auth/no-such-page", 404), ("/down/x", 502)] {
+            // The verify endpoint too: Caddy and Traefik pass a refusal on to the browser.
+            for (path, status) in [("/auth/no-such-page", 404), ("/down/x", 502), ("/auth/verify", 401)] {
                 let html = try await api.request(.get, path, headers: ["Accept": "text/html,application/xhtml+xml", "Connection": connection])
                 #expect(html.status == status)
                 #expect(html.headers[.contentType] == "text/html; charset=utf-8", "\(path)")
@@ -214,8 +215,10 @@ struct PagesTests {
                 let posted = try await api.request(.post, path, headers: ["Accept": "text/html", "Content-Type": "application/json"], body: "{}")
                 #expect(posted.headers[.contentType] == "application/json; charset=utf-8", "a form post's error stays an API answer")
             }
-            let served = fastPath ? "served=fast_path status=502" : "served=router status=502"
-            #expect(gatehouse.logs.text.split(separator: "\n").contains { $0.contains("path=/down/x ") && $0.contains(served) }, "\(gatehouse.logs.text)")
+            for (path, status) in [("/down/x", 502), ("/auth/verify", 401)] {
+                let served = fastPath ? "served=fast_path status=\(status)" : "served=router status=\(status)"
+                #expect(gatehouse.logs.text.split(separator: "\n").contains { $0.contains("path=\(path) ") && $0.contains(served) }, "\(path)")
+            }
         }
     }
 

@@ -20,7 +20,9 @@ struct VerifyController: Sendable {
         let client = gateway.client(request, context: context)
         let decision = await gateway.decide(request.head, client: client, logger: context.logger)
         // A verify endpoint's decision is always an answer; anything else would be a bug, refused.
-        let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields)
-        return Response(answer ?? GatewayAnswer(error: .internalError, requestId: client.requestId))
+        let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields) ?? GatewayAnswer(error: .internalError, requestId: client.requestId)
+        // As on the event loop: a refusal a browser will see (Caddy and Traefik pass a
+        // non-2xx answer on to the client) is a page for a browser's navigation.
+        return Response(gateway.answer(answer, to: request.method, accept: request.headers[.accept]))
     }
 }

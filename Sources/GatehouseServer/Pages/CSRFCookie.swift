@@ -4,7 +4,10 @@ import HTTPTypes
 /// The pages' CSRF token, on top of the `Origin` check (``CrossSiteMiddleware``): a random
 /// value in a host-only cookie that every form repeats in `csrf_token` (double submit). With
 /// `cookie.secure` the cookie is `__Host-`, so a sibling subdomain cannot plant one; it is
-/// HttpOnly and `SameSite=Strict`, so no other site's page ever sends it.
+/// HttpOnly, so no script reads it. `SameSite=Lax`, not `Strict`: a login page opened from
+/// another site (a mail, the app's own domain) must see the cookie the browser already has,
+/// or it would issue a new one and void the forms open in other tabs; the token is a secret
+/// either way, and no other site can read it or post it.
 struct CSRFCookie: Sendable {
     /// The cookie's name.
     let name: String
@@ -26,7 +29,7 @@ struct CSRFCookie: Sendable {
         if let token = token(in: headers) { return (token, nil) }
         // 32 random bytes, base64url: what a session token is made of.
         let token = SessionToken.generate().cookieValue
-        return (token, "\(name)=\(token); Path=/; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")")
+        return (token, "\(name)=\(token); Path=/; HttpOnly; SameSite=Lax\(secure ? "; Secure" : "")")
     }
 
     /// Whether a form's `csrf_token` matches the request's cookie (compared in constant time).
