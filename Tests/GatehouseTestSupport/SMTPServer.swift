@@ -17,7 +17,7 @@ public final class SMTPServer: @unchecked Sendable {
     }
 
     /// The port it listens on (127.0.0.1).
-    public let port: Int
+    public private(set) var port: Int
     /// Plain, STARTTLS or implicit TLS.
     public let security: Security
     /// The AUTH user it accepts, if AUTH is required.
@@ -30,7 +30,7 @@ public final class SMTPServer: @unchecked Sendable {
     /// Where its messages, certificate and log are.
     public let directory: TemporaryDirectory
     private let mailDirectory: String
-    private let arguments: [String]
+    private var arguments: [String]
     private var process: Process?
 
     /// Starts a server and waits until its port accepts connections. `failWith` (a 4xx or
@@ -51,7 +51,7 @@ public final class SMTPServer: @unchecked Sendable {
         let certificatePath = certificatePath, keyPath = directory.file("key.pem")
         try await onThread { try Self.makeCertificate(certificate: certificatePath, key: keyPath) }
         var arguments = [
-            packageRoot + "/Tests/python/smtp_server.py", "--port", String(port), "--dir", mailDirectory,
+            packageRoot + "/Tests/python/smtp_server.py", "--port", "PORT", "--dir", mailDirectory,
             "--security", security.rawValue, "--cert", certificatePath, "--key", directory.file("key.pem"),
             "--mechanisms", authMechanisms.joined(separator: ","),
         ]
@@ -59,11 +59,22 @@ public final class SMTPServer: @unchecked Sendable {
         if let failWith { arguments += ["--fail-with", String(failWith)] }
         if refuseEHLO { arguments.append("--refuse-ehlo") }
         self.arguments = arguments
-        do {
-            try await start()
-        } catch {
-            shutdown()
-            throw error
+        // A free port can be taken by another process before the server binds it: then once
+        // more on another one.
+        for attempt in 1...3 {
+            if attempt > 1 { port = try freePort() }
+            self.arguments = arguments.map { $0 == "PORT" ? String(port) : $0 }
+            do {
+                try await start()
+                return
+            } catch is ProcessError where attempt < 3 {
+                // Exited (the port was taken) or never ready (aiosmtpd's self-check reached
+                // the other listener): stopped by `start`, tried again elsewhere.
+                continue
+            } catch {
+                shutdown()
+                throw error
+            }
         }
     }
 
@@ -84,21 +95,25 @@ public final class SMTPServer: @unchecked Sendable {
         // The child has its own copy of the descriptor.
         try? logHandle?.close()
         self.process = process
-        let port = self.port
+        // Ready once it says so (one more `ready` line than before this start): a connection
+        // alone could reach another process that took the port first.
+        let readyLine = "ready \(port)\n"
+        let before = readyCount(in: log, readyLine)
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
+            if readyCount(in: log, readyLine) > before { return }
             guard process.isRunning else {
                 let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 throw ProcessError(message: "the SMTP server exited: \(output.suffix(2000))")
-            }
-            if let descriptor = try? connectTCP(host: "127.0.0.1", port: port, receiveTimeout: .seconds(1)) {
-                close(descriptor)
-                return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         process.terminate(grace: .seconds(1))
         throw ProcessError(message: "the SMTP server did not listen on port \(port)")
+    }
+
+    private func readyCount(in log: String, _ line: String) -> Int {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: line).count - 1
     }
 
     /// SIGKILL: the server is gone at once (connections refused) until ``start()``.

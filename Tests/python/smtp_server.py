@@ -115,6 +115,9 @@ def main():
 
     controller = Controller(Handler(arguments.dir, arguments.fail_with, arguments.refuse_ehlo), **options)
     controller.start()
+    # What the tests wait for: the port is this server's (a connection alone could reach
+    # another process that took the port first).
+    print(f"ready {arguments.port}", flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
