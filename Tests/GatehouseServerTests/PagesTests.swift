@@ -166,6 +166,56 @@ struct PagesTests {
         }
     }
 
+    @Test("the other encodings a form can send (text/plain, multipart) are refused before any handler runs: 415, nothing done")
+    func otherEncodings() async throws {
+        try await TestGatehouse.run(.live) { api, gatehouse in
+            let session = try #require(try await api.signup("enc@example.com", Self.password).sessionToken())
+            for type in ["text/plain", "multipart/form-data; boundary=x"] {
+                for path in ["/auth/logout-all", "/auth/logout", "/auth/mfa/totp/setup", "/auth/email/resend", "/auth/sessions/x/revoke"] {
+                    var headers = HTTPFields()
+                    headers[.contentType] = type
+                    headers[.cookie] = "gatehouse_session=\(session)"
+                    let refused = try await api.send(.post, path, headers: headers, body: "x=1")
+                    #expect(refused.status == 415, "\(type) \(path)")
+                }
+            }
+            #expect(try await api.get("/auth/me", cookie: session).status == 200)
+            #expect(try await gatehouse.count("sessions") == 1)
+            let head = try await api.send(.head, "/auth/login", headers: [:], body: nil)
+            #expect(head.status == 200)
+            #expect(head.body.isEmpty)
+        }
+    }
+
+    @Test("a dead link's token is dropped with its page; the verification link's page offers a verification link")
+    func deadLinks() async throws {
+        try await TestGatehouse.run(.live) { api, _ in
+            let form = try await PageForm.open(api, "/auth/password/forgot")
+            let dead = try await form.post(api, "/auth/password/reset", [("token", SessionToken.generate().cookieValue), ("new_password", Self.password)])
+            #expect(dead.status == 400)
+            #expect(dead.body.contains("This link has expired"))
+            #expect(dead.setCookies.contains("gatehouse_link=; Max-Age=0; Path=/auth/password/reset; HttpOnly; SameSite=Lax"))
+            let incomplete = try await api.send(.get, "/auth/email/verify", headers: [.accept: "text/html"], body: nil)
+            #expect(incomplete.status == 400)
+            #expect(incomplete.body.contains("Ask for a new verification link"))
+        }
+    }
+
+    @Test("behind forward auth, the original request's method decides: a browser's POST gets JSON, its GET the 302")
+    func forwardMethod() async throws {
+        try await TestGatehouse.run(.live, configure: { $0.trustedProxies = [CIDR("127.0.0.1")!] }) { api, _ in
+            for connection in ["keep-alive", "close"] {
+                let post = try await api.request(.get, "/auth/forward", headers: ["Accept": "text/html", "X-Forwarded-Method": "POST", "Connection": connection])
+                #expect(post.status == 401)
+                #expect(post.headers[.contentType] == "application/json; charset=utf-8", "\(connection)")
+                let nginx = try await api.request(.get, "/auth/verify", headers: ["Accept": "text/html", "X-Original-Method": "POST", "Connection": connection])
+                #expect(nginx.headers[.contentType] == "application/json; charset=utf-8", "\(connection)")
+                let page = try await api.request(.get, "/auth/verify", headers: ["Accept": "text/html", "X-Original-Method": "GET", "Connection": connection])
+                #expect(page.headers[.contentType] == "text/html; charset=utf-8", "\(connection)")
+            }
+        }
+    }
+
     @Test("the account page needs a session and lists it; the form twins of DELETE revoke a session and turn TOTP off")
     func account() async throws {
         try await TestGatehouse.run(.live) { api, _ in

@@ -186,7 +186,7 @@ public struct GatewayPolicy: Sendable {
             // `X-Forwarded-Method`, trusted peers only) gets the cross-site check of a proxied
             // `auth: required` route: 403 passes through nginx and Caddy to the client.
             let fields = request.headerFields
-            if client.trusted, let original = endpoint == .verify ? fields[.xOriginalMethod] : fields[.xForwardedMethod],
+            if let original = Self.originalMethod(endpoint, fields, client: client),
                 CrossSitePolicy.changesState(HTTPRequest.Method(original.uppercased()) ?? .post), crossSite.isCrossSite(fields, host: client.host)
             {
                 return .decided(.forbidden(.crossSite))
@@ -265,6 +265,20 @@ public struct GatewayPolicy: Sendable {
         }
     }
 
+    /// The method of the front proxy's original request (nginx `X-Original-Method`, forward
+    /// auth's `X-Forwarded-Method`), believed from a trusted peer only.
+    private static func originalMethod(_ endpoint: VerifyEndpoint, _ fields: HTTPFields, client: ForwardingContext) -> String? {
+        client.trusted ? (endpoint == .verify ? fields[.xOriginalMethod] : fields[.xForwardedMethod]) : nil
+    }
+
+    /// The method of the request the client made: for a verify endpoint asked by a trusted
+    /// proxy, the original request's (what decides whether a browser is navigating); else the
+    /// request's own.
+    public static func clientMethod(_ request: HTTPRequest, client: ForwardingContext) -> String {
+        guard let endpoint = VerifyEndpoint(target: request.path ?? "/", method: request.method) else { return request.method.rawValue }
+        return originalMethod(endpoint, request.headerFields, client: client)?.uppercased() ?? request.method.rawValue
+    }
+
     /// Whether `target` (path and query) is `/auth/verify` or `/auth/forward` for GET/HEAD.
     public static func isVerifyEndpoint(_ target: String, method: HTTPRequest.Method) -> Bool {
         VerifyEndpoint(target: target, method: method) != nil
@@ -281,7 +295,7 @@ public struct GatewayPolicy: Sendable {
             let original = client.trusted ? fields[.xOriginalURL].map { Self.relativeIfSameHost($0, authority: request.authority) } : nil
             return PendingDecision(kind: .verify(location: loginLocation(returningTo: original)), cookies: cookies)
         case .forward:
-            let method = (client.trusted ? fields[.xForwardedMethod] : nil) ?? request.method.rawValue
+            let method = Self.originalMethod(.forward, fields, client: client) ?? request.method.rawValue
             var original: String?
             if client.trusted, let host = fields[.xForwardedHost] {
                 // `client.proto` is the trusted proxy's scheme, lowercased, as the proxy path sends it.

@@ -37,15 +37,16 @@ extension AuthController {
     ]
 
     func addPageRoutes(to router: Router<GatehouseRequestContext>) {
-        router.get("/auth/login", use: loginPage)
-        router.get("/auth/signup", use: signupPage)
-        router.get("/auth/logout", use: logoutPage)
-        router.get("/auth/password/forgot", use: forgotPage)
-        router.get("/auth/password/reset", use: resetPage)
-        router.get("/auth/email/verify", use: verifyPage)
-        router.get("/auth/mfa", use: mfaPage)
-        router.get("/auth/account", use: accountPage)
-        router.get("/auth/assets/style.css", use: stylesheet)
+        let pages: [(String, Handler)] = [
+            ("/auth/login", loginPage), ("/auth/signup", signupPage), ("/auth/logout", logoutPage), ("/auth/password/forgot", forgotPage),
+            ("/auth/password/reset", resetPage), ("/auth/email/verify", verifyPage), ("/auth/mfa", mfaPage), ("/auth/account", accountPage),
+            ("/auth/assets/style.css", stylesheet),
+        ]
+        // HEAD too: link checkers and mail scanners look before they open.
+        for (path, page) in pages {
+            router.get(RouterPath(path), use: page)
+            router.head(RouterPath(path), use: page)
+        }
         // HTML forms only GET and POST: the DELETE endpoints' twins, the same handlers.
         router.post("/auth/sessions/:id/revoke", use: form(deleteSession, .revokeSession))
         router.post("/auth/mfa/totp/disable", use: form(disableTOTP, .totpDisable))
@@ -93,12 +94,12 @@ extension AuthController {
     /// bare path, which `page` then renders with the kept token.
     func linkPage(_ request: Request, path: String, _ page: (String) -> Response) throws -> Response {
         if let token = request.uri.queryParameters.get("token") {
-            guard SessionToken(cookieValue: token) != nil else { return invalidLink(request) }
+            guard SessionToken(cookieValue: token) != nil else { return invalidLink(request, path: path) }
             var headers = HTTPFields()
             headers[.setCookie] = pages.linkToken.keep(token, path: path)
             return seeOther(path, keepingCookiesOf: Response(status: .ok, headers: headers))
         }
-        guard let token = pages.linkToken.token(in: request.headers) else { return invalidLink(request) }
+        guard let token = pages.linkToken.token(in: request.headers) else { return invalidLink(request, path: path) }
         return page(token)
     }
 
@@ -148,10 +149,10 @@ extension AuthController {
     }
 
     /// The values every page takes from its URL: a fixed notice, and `rd` when it is safe.
-    func pageValues(_ request: Request) -> [String: Any] {
+    func pageValues(_ request: Request, fields: [String: String] = [:]) -> [String: Any] {
         var values: [String: Any] = [:]
         if let notice = request.uri.queryParameters.get("notice").flatMap({ Self.notices[$0] }) { values["notice"] = notice }
-        if let rd = safeReturn(request, fields: [:]) { values["rd_query"] = Self.queryEncoded(rd) }
+        if let rd = safeReturn(request, fields: fields) { values["rd_query"] = Self.queryEncoded(rd) }
         return values
     }
 
@@ -161,12 +162,14 @@ extension AuthController {
         return seeOther(safeReturn(request, fields: [:]) ?? "/auth/account")
     }
 
-    func invalidLink(_ request: Request) -> Response {
-        pages.response(
+    func invalidLink(_ request: Request, path: String) -> Response {
+        let reset = path == "/auth/password/reset"
+        return pages.response(
             .message, title: "This link is incomplete", status: .badRequest,
             values: [
-                "body": "Open the whole link from the mail (in this browser), or ask for a new one.", "link_href": "/auth/password/forgot",
-                "link_text": "Ask for a new reset link",
+                "body": "Open the whole link from the mail (in this browser), or ask for a new one.",
+                "link_href": reset ? "/auth/password/forgot" : "/auth/account",
+                "link_text": reset ? "Ask for a new reset link" : "Ask for a new verification link",
             ],
             requestHeaders: request.headers
         )
@@ -199,6 +202,9 @@ extension AuthController {
     /// `handler` for JSON as it is; for an HTML form, behind the CSRF token and rendered as a page.
     func form(_ handler: @escaping Handler, _ flow: FormFlow) -> Handler {
         { request, context in
+            // The other encodings an HTML form can send: never the API's, and refused before
+            // any handler runs (some read no body, and would act without the token).
+            if Self.otherFormTypes.contains(AuthRequestBody.mediaType(request.headers)) { throw AuthError.unsupportedMediaType }
             guard AuthRequestBody.isForm(request.headers) else { return try await handler(request, context) }
             var request = request
             let fields: [String: String]
@@ -227,6 +233,8 @@ extension AuthController {
         }
     }
 
+    static let otherFormTypes: Set<String> = ["multipart/form-data", "text/plain"]
+
     static let formExpired = AuthError(status: 403, code: "csrf", message: "This form had expired, so nothing was done. It is ready again: send it once more.")
 
     /// The browser's answer to a form the endpoint accepted.
@@ -236,7 +244,7 @@ extension AuthController {
         case .login:
             let body = try await Self.json(of: response)
             if case .bool(true) = body["mfa_required"], case .string(let token) = body["mfa_token"] {
-                var values = pageValues(request)
+                var values = pageValues(request, fields: fields)
                 values["values"] = ["mfa_token": token]
                 return pages.response(.mfa, title: "Two-factor login", values: values, requestHeaders: request.headers)
             }
@@ -275,7 +283,7 @@ extension AuthController {
 
     /// The browser's answer to a form the endpoint refused: its page again, with `error`.
     func failed(_ flow: FormFlow, _ error: AuthError, fields: [String: String], request: Request) async throws -> Response {
-        var values = pageValues(request)
+        var values = pageValues(request, fields: fields)
         values["values"] = fields.filter { Self.keptFields.contains($0.key) }
         if error.fields.isEmpty {
             values["alert"] = error.message
@@ -299,6 +307,8 @@ extension AuthController {
             return page(.forgot, "Reset your password", values)
         case .resetPassword where error.code == "invalid_token", .verifyEmail where error.code == "invalid_token":
             let reset = flow == .resetPassword
+            // The kept token is dead: the page must not offer its form again.
+            headers.append(HTTPField(name: .setCookie, value: pages.linkToken.clear(path: reset ? "/auth/password/reset" : "/auth/email/verify")))
             return page(.message, "This link has expired", [
                 "body": error.message, "link_href": reset ? "/auth/password/forgot" : "/auth/account",
                 "link_text": reset ? "Ask for a new reset link" : "Ask for a new verification link",

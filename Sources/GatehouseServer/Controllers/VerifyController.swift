@@ -23,6 +23,6 @@ struct VerifyController: Sendable {
         let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields) ?? GatewayAnswer(error: .internalError, requestId: client.requestId)
         // As on the event loop: a refusal a browser will see (Caddy and Traefik pass a
         // non-2xx answer on to the client) is a page for a browser's navigation.
-        return Response(gateway.answer(answer, to: request.method, accept: request.headers[.accept]))
+        return Response(gateway.answer(answer, to: request.head, client: client))
     }
 }

@@ -36,9 +36,16 @@ struct Gateway: Sendable {
         }
     }
 
-    /// `answer` as the client of `head` should see it: an HTML page for a browser's navigation.
+    /// `answer` as the client of `head` should see it: an HTML page for a browser's
+    /// navigation (for a verify endpoint, the front proxy's original request's method decides).
+    func answer(_ answer: GatewayAnswer, to head: HTTPRequest, client: ForwardingContext) -> GatewayAnswer {
+        guard answer.error != nil else { return answer }
+        return pages.forBrowser(answer, method: GatewayPolicy.clientMethod(head, client: client), accept: head.headerFields[.accept])
+    }
+
+    /// `answer` to a request whose method and `Accept` are known (a forward that failed).
     func answer(_ answer: GatewayAnswer, to method: HTTPRequest.Method, accept: String?) -> GatewayAnswer {
-        answer.error == nil ? answer : pages.forBrowser(answer, method: method, accept: accept)
+        answer.error == nil ? answer : pages.forBrowser(answer, method: method.rawValue, accept: accept)
     }
 
     /// The request's client facts, computed once per request (see ``APIErrorMiddleware``).

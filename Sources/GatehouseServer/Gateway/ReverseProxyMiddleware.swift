@@ -27,7 +27,7 @@ struct ReverseProxyMiddleware: RouterMiddleware {
         default:
             // Every other decision is an answer (`GatewayAnswer` is `nil` only for the two above).
             let answer = GatewayAnswer(decision, requestId: client.requestId, identity: gateway.identityFields)!
-            return Response(gateway.answer(answer, to: request.method, accept: request.headers[.accept]))
+            return Response(gateway.answer(answer, to: request.head, client: client))
         }
     }
 

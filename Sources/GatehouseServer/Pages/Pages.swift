@@ -63,8 +63,8 @@ struct Pages: Sendable {
     /// `answer` as a browser navigating (GET or HEAD asking for HTML) should see it: an error
     /// becomes a page in the pages' design with the same status and headers; anything else,
     /// and every answer to a program, is left as it is (JSON clients keep JSON).
-    func forBrowser(_ answer: GatewayAnswer, method: HTTPRequest.Method, accept: String?) -> GatewayAnswer {
-        guard let error = answer.error, GatewayPolicy.isBrowserNavigation(method: method.rawValue, accept: accept) else { return answer }
+    func forBrowser(_ answer: GatewayAnswer, method: String, accept: String?) -> GatewayAnswer {
+        guard let error = answer.error, GatewayPolicy.isBrowserNavigation(method: method, accept: accept) else { return answer }
         var headers = answer.headers
         headers[.contentType] = "text/html; charset=utf-8"
         self.headers.apply(to: &headers)

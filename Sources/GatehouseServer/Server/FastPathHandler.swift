@@ -274,7 +274,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if ended { context.fireChannelRead(wrapInboundOut(.end(nil))) }
             return finish(context: context)
         }
-        let answer = settings.gateway.answer(decided, to: head.method, accept: head.headerFields[.accept])
+        let answer = settings.gateway.answer(decided, to: head, client: client)
         write(answer, method: head.method)
         AccessLog.request(
             settings.logger, method: head.method, path: (head.path ?? "/").prefix { $0 != "?" }, status: answer.status, started: started,
