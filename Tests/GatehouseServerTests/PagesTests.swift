@@ -216,6 +216,20 @@ struct PagesTests {
         }
     }
 
+    @Test("with login_url pointing elsewhere, the pages send people there (rd kept, no notices)")
+    func ownLoginURL() async throws {
+        try await TestGatehouse.run(.live, configure: { $0.loginURL = "https://sso.example.com/login?app=1" }) { api, _ in
+            let account = try await api.send(.get, "/auth/account", headers: [.accept: "text/html"], body: nil)
+            #expect(account.headers[.location] == "https://sso.example.com/login?app=1&rd=/auth/account")
+            let session = try #require(try await api.signup("sso@example.com", Self.password).sessionToken())
+            let form = try await PageForm.open(api, "/auth/password/forgot")
+            let logout = try await form.post(api, "/auth/logout", [], session: session)
+            #expect(logout.headers[.location] == "https://sso.example.com/login?app=1")
+            let missing = try await api.send(.get, "/auth/sessions", headers: [.accept: "text/html"], body: nil)
+            #expect(missing.body.contains(#"href="https://sso.example.com/login?app=1""#))
+        }
+    }
+
     @Test("the account page needs a session and lists it; the form twins of DELETE revoke a session and turn TOTP off")
     func account() async throws {
         try await TestGatehouse.run(.live) { api, _ in

@@ -66,7 +66,7 @@ extension AuthController {
 
     /// A confirmation: a link (or a prefetch) never logs anyone out, only the form does.
     @Sendable func logoutPage(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
-        guard case .authenticated(let user, _) = try await authenticator.authenticate(request) else { return seeOther("/auth/login") }
+        guard case .authenticated(let user, _) = try await authenticator.authenticate(request) else { return seeOther(loginRedirect()) }
         return pages.response(.logout, title: "Log out", values: ["email": user.email], requestHeaders: request.headers)
     }
 
@@ -106,7 +106,7 @@ extension AuthController {
     /// The code step follows a password (it is the login form's answer): on its own it leads to
     /// the account's settings, or to the login.
     @Sendable func mfaPage(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
-        guard case .authenticated = try await authenticator.authenticate(request) else { return seeOther("/auth/login") }
+        guard case .authenticated = try await authenticator.authenticate(request) else { return seeOther(loginRedirect()) }
         return seeOther("/auth/account")
     }
 
@@ -125,7 +125,7 @@ extension AuthController {
     /// login page, returning here, without one.
     func account(_ request: Request, status: HTTPResponse.Status = .ok, values: [String: Any], headers: HTTPFields = [:]) async throws -> Response {
         guard case .authenticated(let user, let current) = try await authenticator.authenticate(request) else {
-            return seeOther("/auth/login?rd=/auth/account")
+            return seeOther(loginRedirect(returningTo: "/auth/account"))
         }
         let sessions: [[String: Any]] = try await store.listSessions(userId: user.id).map { session in
             [
@@ -173,6 +173,17 @@ extension AuthController {
             ],
             requestHeaders: request.headers
         )
+    }
+
+    /// Where a page sends someone to log in: Gatehouse's login page with a notice or `rd`, or
+    /// `login_url` when it names another page (with `rd` alone: the notices are Gatehouse's).
+    func loginRedirect(notice: String? = nil, returningTo rd: String? = nil) -> String {
+        let own = configuration.loginURL == "/auth/login"
+        var query: [String] = []
+        if own, let notice { query.append("notice=\(notice)") }
+        if let rd { query.append("rd=\(Self.queryEncoded(rd))") }
+        guard !query.isEmpty else { return configuration.loginURL }
+        return configuration.loginURL + (configuration.loginURL.contains("?") ? "&" : "?") + query.joined(separator: "&")
     }
 
     /// `rd` from the URL or the form, if it is a safe place to go (SPEC §2.3).
@@ -225,7 +236,7 @@ extension AuthController {
             } catch let error as SessionRequired {
                 var headers = HTTPFields()
                 headers[.setCookie] = error.clearCookie
-                return seeOther("/auth/login?rd=/auth/account", keepingCookiesOf: Response(status: .ok, headers: headers))
+                return seeOther(loginRedirect(returningTo: "/auth/account"), keepingCookiesOf: Response(status: .ok, headers: headers))
             } catch {
                 return try await failed(flow, APIErrorMiddleware.authError(for: error, context: context), fields: fields, request: request)
             }
@@ -252,17 +263,17 @@ extension AuthController {
         case .signup, .loginMFA:
             return seeOther(home, keepingCookiesOf: response)
         case .logout, .logoutAll:
-            return seeOther("/auth/login?notice=logged_out", keepingCookiesOf: response)
+            return seeOther(loginRedirect(notice: "logged_out"), keepingCookiesOf: response)
         case .changePassword:
             return seeOther("/auth/account?notice=password_changed", keepingCookiesOf: response)
         case .forgotPassword:
             return seeOther("/auth/password/forgot?notice=reset_sent")
         case .resetPassword:
-            return seeOther("/auth/login?notice=password_reset", keepingCookiesOf: response, clearingLinkAt: "/auth/password/reset")
+            return seeOther(loginRedirect(notice: "password_reset"), keepingCookiesOf: response, clearingLinkAt: "/auth/password/reset")
         case .verifyEmail:
             let signedIn: Bool
             if case .authenticated = try await authenticator.authenticate(request) { signedIn = true } else { signedIn = false }
-            return seeOther(signedIn ? "/auth/account?notice=email_verified" : "/auth/login?notice=email_verified", clearingLinkAt: "/auth/email/verify")
+            return seeOther(signedIn ? "/auth/account?notice=email_verified" : loginRedirect(notice: "email_verified"), clearingLinkAt: "/auth/email/verify")
         case .resendVerification:
             return seeOther("/auth/account?notice=verification_sent")
         case .totpDisable:

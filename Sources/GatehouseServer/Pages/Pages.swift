@@ -12,11 +12,14 @@ struct Pages: Sendable {
     let csrf: CSRFCookie
     let linkToken: LinkTokenCookie
     let headers: PageSecurityHeaders
+    /// Where the error pages' "Log in" link goes (`login_url`).
+    let loginURL: String
 
     init(_ configuration: GatehouseConfiguration) throws {
         templates = try PageTemplates(configuration.pages)
         csrf = CSRFCookie(configuration.cookie)
         linkToken = LinkTokenCookie(configuration.cookie)
+        loginURL = configuration.loginURL
         headers = PageSecurityHeaders(allowedRedirectHosts: configuration.allowedRedirectHosts, logoURL: configuration.pages.logoURL)
     }
 
@@ -56,7 +59,7 @@ struct Pages: Sendable {
         default: title = "Something went wrong"
         }
         var values: [String: Any] = ["body": error.message, "status": error.status, "code": error.code, "request_id": requestId]
-        if error.status == 401 || error.status == 403 { values["login"] = "/auth/login" }
+        if error.status == 401 || error.status == 403 { values["login"] = loginURL }
         return templates.render(.error, title: title, values)
     }
 
