@@ -95,9 +95,7 @@ extension AuthController {
     func linkPage(_ request: Request, path: String, _ page: (String) -> Response) throws -> Response {
         if let token = request.uri.queryParameters.get("token") {
             guard SessionToken(cookieValue: token) != nil else { return invalidLink(request, path: path) }
-            var headers = HTTPFields()
-            headers[.setCookie] = pages.linkToken.keep(token, path: path)
-            return seeOther(path, keepingCookiesOf: Response(status: .ok, headers: headers))
+            return seeOther(path, setting: [pages.linkToken.keep(token, path: path)])
         }
         guard let token = pages.linkToken.token(in: request.headers) else { return invalidLink(request, path: path) }
         return page(token)
@@ -198,10 +196,10 @@ extension AuthController {
     }
 
     /// 303 to `location`, with the `Set-Cookie` fields of `response` (a new session, a cleared
-    /// one), and the used link's cookie cleared at `linkPath`.
-    func seeOther(_ location: String, keepingCookiesOf response: Response? = nil, clearingLinkAt linkPath: String? = nil) -> Response {
+    /// one), then `cookies`, and the used link's cookie cleared at `linkPath`.
+    func seeOther(_ location: String, keepingCookiesOf response: Response? = nil, setting cookies: [String] = [], clearingLinkAt linkPath: String? = nil) -> Response {
         var headers = HTTPFields()
-        for cookie in response?.headers[values: .setCookie] ?? [] { headers.append(HTTPField(name: .setCookie, value: cookie)) }
+        for cookie in (response?.headers[values: .setCookie] ?? []) + cookies { headers.append(HTTPField(name: .setCookie, value: cookie)) }
         if let linkPath { headers.append(HTTPField(name: .setCookie, value: pages.linkToken.clear(path: linkPath))) }
         headers[.location] = location
         SecurityHeaders.apply(to: &headers)
@@ -234,9 +232,7 @@ extension AuthController {
             do {
                 response = try await handler(request, context)
             } catch let error as SessionRequired {
-                var headers = HTTPFields()
-                headers[.setCookie] = error.clearCookie
-                return seeOther(loginRedirect(returningTo: "/auth/account"), keepingCookiesOf: Response(status: .ok, headers: headers))
+                return seeOther(loginRedirect(returningTo: "/auth/account"), setting: [error.clearCookie])
             } catch {
                 return try await failed(flow, APIErrorMiddleware.authError(for: error, context: context), fields: fields, request: request)
             }

@@ -21,7 +21,7 @@ struct CSRFCookie: Sendable {
 
     /// The request's token, if it carries a well-formed one.
     func token(in headers: HTTPFields) -> String? {
-        CookieHeader.values(named: name, in: headers[values: .cookie], atMost: 1).first.map(String.init).flatMap { $0.utf8.count == 43 ? $0 : nil }
+        headers.tokenCookie(named: name)
     }
 
     /// The token to put in the page's forms, and the `Set-Cookie` to send when it is new.

@@ -28,8 +28,16 @@ struct LinkTokenCookie: Sendable {
         "\(name)=; Max-Age=0; Path=\(path); HttpOnly; SameSite=Lax\(secure ? "; Secure" : "")"
     }
 
-    /// The token the browser kept, if it is shaped like one (43 base64url characters).
+    /// The token the browser kept, if it is shaped like one.
     func token(in headers: HTTPFields) -> String? {
-        CookieHeader.values(named: name, in: headers[values: .cookie], atMost: 1).first.map(String.init).flatMap { SessionToken(cookieValue: $0) != nil ? $0 : nil }
+        headers.tokenCookie(named: name)
+    }
+}
+
+extension HTTPFields {
+    /// The first cookie called `name`, if it holds a token as ``SessionToken`` makes them
+    /// (43 base64url characters): what the pages' CSRF and link cookies carry.
+    func tokenCookie(named name: String) -> String? {
+        CookieHeader.values(named: name, in: self[values: .cookie], atMost: 1).first.map(String.init).flatMap { SessionToken(cookieValue: $0) != nil ? $0 : nil }
     }
 }
