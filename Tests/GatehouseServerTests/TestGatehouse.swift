@@ -29,6 +29,10 @@ struct TestGatehouse {
         var configuration = GatehouseConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
         configuration.database.path = directory.file("gatehouse.sqlite")
+        // Instances that share one file wait for each other's write lock on two shared cores
+        // with the whole suite (a headless browser included) running: a readiness wait, as
+        // for the test processes, not a timing assertion.
+        configuration.database.busyTimeout = .seconds(30)
         configuration.password.argon2 = Argon2Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
         configuration.password.workers = 2
         configuration.session.purgeInterval = .seconds(3600)
