@@ -23,7 +23,7 @@ struct Serve: AsyncParsableCommand {
                     "hash_workers": "\(dependencies.hasher.workers)",
                 ]
             )
-            try await buildApplication(dependencies, logger: logger).runService()
+            try await runGatehouse(dependencies, logger: logger)
         }
     }
 }

@@ -32,7 +32,7 @@ struct FastPathHandlerTests {
         let configuration = TestGatehouse.configuration(in: directory) { $0.redis.url = "redis://127.0.0.1:1" }
         let dependencies = try GatehouseDependencies.open(configuration)
         let cache = try #require(dependencies.localCache)
-        let gateway = Gateway(configuration: configuration, authenticator: SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie), client: .shared, pages: dependencies.pages)
+        let gateway = Gateway(configuration: configuration, authenticator: SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie), client: .shared, pages: dependencies.pages, metrics: dependencies.metrics)
         let pool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)
         return FastPathHandler(settings: .init(cache: cache, gateway: gateway, upstreams: pool, logger: Logger(label: "test")))
     }

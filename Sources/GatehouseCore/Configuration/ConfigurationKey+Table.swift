@@ -71,6 +71,9 @@ extension ConfigurationKey {
         routes,
         .scalar("log.level", \.log.level, .logLevel, "lowest level written"),
         .scalar("log.format", \.log.format, .choice, "text or json lines"),
+        .scalar("metrics.listen", \.metrics.listen, .optionalListen, "host:port of a listener for /metrics alone; empty = /metrics on the main listener"),
+        .scalar("audit.retention", \.audit.retention, .duration(), "audit rows older than this are deleted in the background; 0s = keep every row"),
+        .scalar("shutdown_timeout", \.shutdownTimeout, .duration(positive: true), "on SIGTERM, how long in-flight requests may take to finish"),
     ]
 
     /// `upstreams`: name → URL, each parsed once into an ``UpstreamTarget``.
@@ -81,7 +84,9 @@ extension ConfigurationKey {
             guard case .mapping(let entries) = node else { throw ConfigurationError(key: key, message: "expected a mapping") }
             for (name, value) in entries {
                 // Unparsable URLs stop startup: dropping the upstream would leave its routes without a target.
-                configuration.upstreams[name] = try ScalarFormat.upstream.read(ConfigScalar(value, key: "\(key).\(name)", secret: false))
+                var target = try ScalarFormat.upstream.read(ConfigScalar(value, key: "\(key).\(name)", secret: false))
+                target.name = name
+                configuration.upstreams[name] = target
             }
         },
         render: { configuration in
@@ -140,6 +145,17 @@ extension ScalarFormat where Value == ListenAddress {
     /// `host:port` or `[v6]:port`.
     static var listen: ScalarFormat {
         ScalarFormat(name: "host:port", parsing: ListenAddress.init(parsing:), expected: "expected host:port, e.g. 127.0.0.1:8080")
+    }
+}
+
+extension ScalarFormat where Value == ListenAddress? {
+    /// `host:port`, or empty for none.
+    static var optionalListen: ScalarFormat {
+        ScalarFormat(name: "host:port or empty", parse: { text in
+            if text.isEmpty { return nil }
+            guard let address = ListenAddress(parsing: text) else { throw InvalidValue(message: "expected host:port, e.g. 127.0.0.1:9090, or empty") }
+            return address
+        }, format: { $0?.description ?? "\"\"" })
     }
 }
 

@@ -46,6 +46,12 @@ public struct GatehouseConfiguration: Sendable, Equatable {
     public var mfa = MFAConfiguration()
     /// The pages' branding and templates.
     public var pages = PagesConfiguration()
+    /// Where `/metrics` is served.
+    public var metrics = MetricsConfiguration()
+    /// How long SIGTERM waits for in-flight requests (and the background work) to finish.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// The audit log's retention.
+    public var audit = AuditConfiguration()
 
     /// The defaults of SPEC §4, used for every key a file leaves out.
     public init(
@@ -356,5 +362,27 @@ public struct ClientConfiguration: Sendable, Equatable {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
         self.maxConnections = maxConnections
+    }
+}
+
+/// Where `GET /metrics` is served.
+public struct MetricsConfiguration: Sendable, Equatable {
+    /// A listener of its own (a private address, say); `nil` = the main listener.
+    public var listen: ListenAddress?
+
+    /// Creates the metrics configuration.
+    public init(listen: ListenAddress? = nil) {
+        self.listen = listen
+    }
+}
+
+/// The audit log's retention.
+public struct AuditConfiguration: Sendable, Equatable {
+    /// Rows older than this are deleted in the background; `.zero` keeps every row.
+    public var retention: Duration
+
+    /// Creates the audit configuration.
+    public init(retention: Duration = .zero) {
+        self.retention = retention
     }
 }

@@ -339,7 +339,7 @@ public struct GatewayPolicy: Sendable {
 
     /// Paths Gatehouse answers itself; never proxied.
     public static func isReserved(_ path: some StringProtocol) -> Bool {
-        path == "/auth" || path.hasPrefix("/auth/") || path == "/healthz" || path == "/readyz"
+        path == "/auth" || path.hasPrefix("/auth/") || path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/openapi.yaml"
     }
 
     /// GET or HEAD asking for HTML: a browser navigating, who should see the login page.

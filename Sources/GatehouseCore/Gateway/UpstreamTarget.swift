@@ -12,6 +12,8 @@ public struct UpstreamTarget: Sendable, Equatable, CustomStringConvertible {
     public let basePath: String
     /// `host:port`, the key of a connection pool.
     public let address: String
+    /// Its name under `upstreams` (the label of its metrics); empty when not from a configuration.
+    public internal(set) var name = ""
 
     /// Parses an `http://` or `https://` URL with a host; `nil` otherwise.
     public init?(_ url: String) {
@@ -23,6 +25,11 @@ public struct UpstreamTarget: Sendable, Equatable, CustomStringConvertible {
         self.port = components.port ?? (scheme == "https" ? 443 : 80)
         self.basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
         self.address = "\(host):\(port)"
+    }
+
+    /// The same URL: the name is a label, not part of the target.
+    public static func == (lhs: UpstreamTarget, rhs: UpstreamTarget) -> Bool {
+        (lhs.scheme, lhs.host, lhs.port, lhs.basePath) == (rhs.scheme, rhs.host, rhs.port, rhs.basePath)
     }
 
     /// The base URL, with its port.

@@ -96,7 +96,7 @@ extension AuthController {
             email: email, client: client
         )
         let logger = context.logger
-        Task { await sendPasswordReset(email: email, client: client, logger: logger) }
+        background.start { await sendPasswordReset(email: email, client: client, logger: logger) }
         return .json(.accepted, .message("If an account exists for this address, a link to reset its password is on its way."))
     }
 

@@ -21,12 +21,18 @@ struct AuthController: Sendable {
     let secrets: SecretBox
     /// The HTML pages and their forms (SPEC §2.5).
     let pages: Pages
+    /// Where logins are counted.
+    let metrics: GatehouseMetrics
+    /// Work a handler starts and does not wait for; shutdown finishes it.
+    let background: BackgroundWork
 
     /// The source of truth, for what only it holds (tokens, TOTP secrets, the outbox).
     var sqlite: SQLiteAuthStore { accounts.sqlite }
 
-    init(store: any AuthStore, accounts: AccountStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter, mail: AccountMail, secrets: SecretBox, pages: Pages) {
+    init(store: any AuthStore, accounts: AccountStore, hasher: Argon2Hasher, configuration: GatehouseConfiguration, redirects: RedirectValidator, limiter: RateLimiter, mail: AccountMail, secrets: SecretBox, pages: Pages, metrics: GatehouseMetrics, background: BackgroundWork) {
         self.pages = pages
+        self.metrics = metrics
+        self.background = background
         self.store = store
         self.accounts = accounts
         self.mail = mail
@@ -40,7 +46,7 @@ struct AuthController: Sendable {
 
     func addRoutes(to router: Router<GatehouseRequestContext>) {
         router.post("/auth/signup", use: form(signup, .signup))
-        router.post("/auth/login", use: form(login, .login))
+        router.post("/auth/login", use: form(countingLogin, .login))
         router.post("/auth/logout", use: form(logout, .logout))
         router.get("/auth/me", use: me)
         addAccountRoutes(to: router)
@@ -89,7 +95,32 @@ struct AuthController: Sendable {
         return .json(.created, user.json, headers: sessionCookie(token))
     }
 
-    @Sendable func login(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+    /// ``login(_:context:)``, its outcome counted: the refusals that happen before its own
+    /// outcomes are known (a rate limit, a saturated hashing pool) are read from the error.
+    @Sendable func countingLogin(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+        do {
+            let (response, outcome) = try await login(request, context: context)
+            metrics.login(outcome)
+            return response
+        } catch let failure as LoginFailed {
+            metrics.login(failure.outcome)
+            throw failure.error
+        } catch let error as AuthError where error.code == AuthError.rateLimited(retryAfter: 1).code {
+            metrics.login(.rateLimited)
+            throw error
+        } catch PasswordHasherError.overloaded {
+            metrics.login(.overloaded)
+            throw PasswordHasherError.overloaded
+        }
+    }
+
+    /// A login refused with `error`, counted as `outcome`.
+    struct LoginFailed: Error {
+        let outcome: GatehouseMetrics.LoginOutcome
+        var error: AuthError = .invalidCredentials
+    }
+
+    @Sendable func login(_ request: Request, context: GatehouseRequestContext) async throws -> (Response, GatehouseMetrics.LoginOutcome) {
         if hasher.isSaturated { throw PasswordHasherError.overloaded }
         let body = try await AuthRequestBody.read(request, context: context)
         let values = try body.strings("email", "password")
@@ -109,7 +140,7 @@ struct AuthController: Sendable {
             // The same answer as a wrong password (no oracle), without the hash: a lock is
             // there to stop spending it on this bucket.
             try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: "locked", client: client)
-            throw AuthError.invalidCredentials
+            throw LoginFailed(outcome: .locked)
         }
         // Unknown emails are checked against a dummy hash: the same work, the same time,
         // the same answer as a wrong password.
@@ -122,16 +153,16 @@ struct AuthController: Sendable {
             let reason = email == nil ? "invalid_email" : candidate == nil ? "unknown_email" : "wrong_password"
             let locked = try await store.recordLoginFailure(email: email, userId: candidate?.user.id, reason: reason, client: client, counting: abuse.failureCount(bucket))
             if locked != nil { context.logger.notice("login locked", metadata: ["user_id": "\(candidate?.user.id ?? "-")", "address": "\(bucket?.knownAddress == nil ? "elsewhere" : "known")"]) }
-            throw AuthError.invalidCredentials
+            throw LoginFailed(outcome: candidate == nil ? .unknown : .wrongPassword)
         }
         guard candidate.user.isActive else {
             try await store.recordLoginFailure(email: email, userId: candidate.user.id, reason: "user_disabled", client: client)
-            throw AuthError.invalidCredentials
+            throw LoginFailed(outcome: .disabled)
         }
         if candidate.user.mfaEnabled {
             // The password is right; the session waits for the second factor. The hash upgrade
             // and the lockout's reset wait for the whole login too.
-            return try await mfaChallenge(for: candidate.user, client: client)
+            return (try await mfaChallenge(for: candidate.user, client: client), .mfaRequired)
         }
         // A hash made with older parameters is upgraded now that the password is known;
         // when the hashing pool is saturated the upgrade waits for a later login.
@@ -144,7 +175,7 @@ struct AuthController: Sendable {
             upgradedPasswordHash: upgraded, client: client, clearing: bucket
         )
         context.logger.info("login", metadata: ["user_id": "\(candidate.user.id)"])
-        return .json(.ok, candidate.user.json, headers: sessionCookie(token))
+        return (.json(.ok, candidate.user.json, headers: sessionCookie(token)), .success)
     }
 
     @Sendable func logout(_ request: Request, context: GatehouseRequestContext) async throws -> Response {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import GatehouseCore
+import GatehouseStore
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -14,10 +15,14 @@ struct Gateway: Sendable {
     /// What a browser is shown for an error answer.
     let pages: Pages
 
-    init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient, pages: Pages) {
+    /// Every request's count, and the metrics of the upstreams and lookups.
+    let metrics: RequestMetrics
+
+    init(configuration: GatehouseConfiguration, authenticator: SessionAuthenticator, client: HTTPClient, pages: Pages, metrics: GatehouseMetrics) {
         self.pages = pages
         self.configuration = configuration
         self.policy = GatewayPolicy(configuration: configuration)
+        self.metrics = RequestMetrics(metrics: metrics, routes: policy.routes)
         self.authenticator = authenticator
         self.client = client
     }

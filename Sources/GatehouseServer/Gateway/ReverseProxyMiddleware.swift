@@ -42,8 +42,10 @@ struct ReverseProxyMiddleware: RouterMiddleware {
             outgoing.body = .stream(request.body, length: .unknown)
         }
         let response: HTTPClientResponse
+        let sent = ContinuousClock.now
         do {
             response = try await gateway.client.execute(outgoing, timeout: .nanoseconds(Int64(gateway.configuration.proxy.responseTimeout.milliseconds) * 1_000_000))
+            gateway.metrics.metrics.upstreamResponse(upstream.upstream.name, took: .now - sent)
         } catch {
             // Every upstream failure is a JSON error, never a hang: 504 for too slow, 502 otherwise.
             let timedOut = (error as? HTTPClientError).map { $0 == .deadlineExceeded || $0 == .readTimeout } ?? false

@@ -13,6 +13,8 @@ struct APIErrorMiddleware: RouterMiddleware {
     let trustedProxies: [CIDR]
     /// What a browser is shown for an error.
     let pages: Pages
+    /// Where the request is counted.
+    let metrics: RequestMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -40,8 +42,8 @@ struct APIErrorMiddleware: RouterMiddleware {
         // Gatehouse's own answers (never an upstream's) carry the security headers.
         if GatewayPolicy.isReserved(request.uri.path) { SecurityHeaders.apply(to: &response.headers) }
         AccessLog.request(
-            context.logger, method: request.method, path: request.uri.path, status: Int(response.status.code), started: start, requestId: nil,
-            served: .router
+            context.logger, method: request.method, path: Substring(request.uri.path), authority: request.head.authority, status: Int(response.status.code),
+            started: start, requestId: nil, served: .router, metrics: metrics
         )
         return response
     }

@@ -1,7 +1,8 @@
 import HTTPTypes
 import Logging
 
-/// The one line per request (SPEC §3), written the same by the router and the fast path:
+/// The one line per request (SPEC §3), written the same by the router and the fast path
+/// (which also count it in ``RequestMetrics`` here):
 /// method, path without its query, status, milliseconds, request id and which transport
 /// answered. Never a header, a cookie or a body, so no secret reaches the log (I1).
 enum AccessLog {
@@ -11,11 +12,13 @@ enum AccessLog {
         case fastPath = "fast_path"
     }
 
-    /// Logs the line at `info`; `requestId` when the logger's metadata does not carry it.
+    /// Counts the request in `metrics` and logs the line at `info`; `requestId` when the
+    /// logger's metadata does not carry it.
     static func request(
-        _ logger: Logger, method: HTTPRequest.Method, path: some StringProtocol, status: Int, started: ContinuousClock.Instant, requestId: String?,
-        served: Served
+        _ logger: Logger, method: HTTPRequest.Method, path: Substring, authority: String?, status: Int, started: ContinuousClock.Instant,
+        requestId: String?, served: Served, metrics: RequestMetrics
     ) {
+        metrics.count(path: path, authority: authority, status: status, served: served)
         guard logger.logLevel <= .info else { return }
         // Sized once for the six fields: no rehash while it fills.
         var metadata = Logger.Metadata(minimumCapacity: 6)

@@ -31,6 +31,8 @@ public struct GatehouseDependencies: Sendable {
     let secrets: SecretBox
     /// The HTML pages: templates, CSRF cookie, headers.
     let pages: Pages
+    /// Work requests start and shutdown finishes.
+    let background: BackgroundWork
     /// See ``secrets`` (for tests of what is stored).
     public var secretBox: SecretBox { secrets }
 
@@ -42,13 +44,15 @@ public struct GatehouseDependencies: Sendable {
     public var store: any AuthStore { stores.store }
     /// The Redis cache, when `redis.url` is set.
     public var cache: CachedAuthStore? { stores.cache }
+    /// This instance's metrics.
+    public var metrics: GatehouseMetrics { stores.metrics }
 
     /// Opens the stores, starts the hashing pool, and sets up the in-process cache.
     public static func open(_ configuration: GatehouseConfiguration, logger: Logger = Logger(label: "gatehouse")) throws -> GatehouseDependencies {
         let stores = try GatehouseStores.open(configuration, logger: logger)
         let hasher = try Argon2Hasher(
             parameters: configuration.password.argon2, workers: configuration.password.workers,
-            queueLimit: configuration.password.queueLimit, maxWait: configuration.password.maxWait
+            queueLimit: configuration.password.queueLimit, maxWait: configuration.password.maxWait, hashDurations: stores.metrics.hashDuration
         )
         // Read now: a missing list stops startup rather than the first signup.
         let commonPasswords = CommonPasswords.shared.count
@@ -66,7 +70,8 @@ public struct GatehouseDependencies: Sendable {
                 keyFile: configuration.mfa.keyFile.isEmpty ? nil : configuration.mfa.keyFile, environment: ProcessInfo.processInfo.environment,
                 defaultPath: configuration.database.path + ".mfa-key"
             ),
-            pages: try Pages(configuration)
+            pages: try Pages(configuration),
+            background: BackgroundWork(sqlite: stores.sqlite, logger: logger)
         )
     }
 
@@ -101,6 +106,11 @@ public struct GatehouseDependencies: Sendable {
         if let cache { services += [cache.redis, cache] }
         if let localCache { services.append(localCache) }
         if let mailDelivery { services.append(mailDelivery) }
+        if configuration.audit.retention > .zero {
+            services.append(AuditRetentionService(sqlite: stores.sqlite, retention: configuration.audit.retention, logger: logger))
+        }
+        // Last: shut down first after the server has drained, while the stores still run.
+        services.append(background)
         return services
     }
 
@@ -113,7 +123,7 @@ public struct GatehouseDependencies: Sendable {
 /// The router for every Gatehouse endpoint; `gateway` forwards proxied requests.
 func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
-    router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies, pages: dependencies.pages))
+    router.add(middleware: APIErrorMiddleware(trustedProxies: dependencies.configuration.trustedProxies, pages: dependencies.pages, metrics: gateway.metrics))
     router.add(middleware: ReverseProxyMiddleware(gateway: gateway))
     router.add(
         middleware: CrossSiteMiddleware(
@@ -122,10 +132,11 @@ func buildRouter(_ dependencies: GatehouseDependencies, gateway: Gateway) -> Rou
         )
     )
     OperationsController(store: dependencies.store, cache: dependencies.cache).addRoutes(to: router)
+    if dependencies.configuration.metrics.listen == nil { dependencies.metricsEndpoint.addRoutes(to: router) }
     AuthController(
         store: dependencies.store, accounts: dependencies.stores.accounts, hasher: dependencies.hasher, configuration: dependencies.configuration,
         redirects: gateway.policy.redirects, limiter: dependencies.limiter, mail: dependencies.accountMail,
-        secrets: dependencies.secrets, pages: dependencies.pages
+        secrets: dependencies.secrets, pages: dependencies.pages, metrics: dependencies.metrics, background: dependencies.background
     ).addRoutes(to: router)
     VerifyController(gateway: gateway).addRoutes(to: router)
     return router
@@ -142,7 +153,7 @@ public func buildApplication(
     let configuration = dependencies.configuration
     let upstreamClient = dependencies.makeUpstreamClient()
     let authenticator = SessionAuthenticator(store: dependencies.store, cookie: configuration.cookie)
-    let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient, pages: dependencies.pages)
+    let gateway = Gateway(configuration: configuration, authenticator: authenticator, client: upstreamClient, pages: dependencies.pages, metrics: dependencies.metrics)
     let webSockets = WebSocketProxy(gateway: gateway)
     // Client and upstream connections share the server's event loops (the singleton group).
     let upstreamPool = UpstreamConnectionPool(group: MultiThreadedEventLoopGroup.singleton, configuration: configuration.proxy)
@@ -161,7 +172,7 @@ public func buildApplication(
             )
         },
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
-        services: dependencies.services(logger: logger) + [UpstreamClientService(client: upstreamClient), upstreamPool],
+        services: [UpstreamClientService(client: upstreamClient), upstreamPool] + dependencies.metricsListener(logger: logger) + dependencies.services(logger: logger),
         onServerRunning: { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? configuration.listen.host):\($0.port ?? 0)" } ?? "\(configuration.listen)"
             logger.notice("listening", metadata: ["address": "\(address)"])
@@ -182,6 +193,42 @@ public func buildApplication(
         }
     }
     return application
+}
+
+extension GatehouseDependencies {
+    /// `/metrics` on this instance.
+    var metricsEndpoint: MetricsEndpoint {
+        MetricsEndpoint(metrics: metrics, sqlite: stores.sqlite, cache: cache, hasher: hasher)
+    }
+
+    /// The listener of `metrics.listen`, when it is set: `/metrics` alone.
+    func metricsListener(logger: Logger) -> [any Service] {
+        guard let address = configuration.metrics.listen else { return [] }
+        let router = Router()
+        metricsEndpoint.addRoutes(to: router)
+        let application = Application(
+            router: router, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            onServerRunning: { channel in
+                let bound = channel.localAddress.map { "\($0.ipAddress ?? address.host):\($0.port ?? 0)" } ?? "\(address)"
+                logger.notice("metrics listening", metadata: ["address": "\(bound)"])
+            },
+            logger: logger
+        )
+        return [application]
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains (SPEC §2.6): the listener closes, each
+/// connection finishes its request in progress and closes, the background work and the
+/// services stop in turn; whatever is still running at `shutdown_timeout` is cancelled.
+public func runGatehouse(_ dependencies: GatehouseDependencies, logger: Logger) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: [.init(service: buildApplication(dependencies, logger: logger))], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+    )
+    configuration.maximumGracefulShutdownDuration = dependencies.configuration.shutdownTimeout
+    configuration.maximumCancellationDuration = .seconds(5)
+    try await ServiceGroup(configuration: configuration).run()
+    logger.notice("stopped")
 }
 
 /// Longest the server waits for Redis before it listens: the first round is a connection, a

@@ -224,6 +224,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.eventLoop.assumeIsolated().execute {
             let now = Date()
             if let hit = cache.lookup(tokenHash, nowMilliseconds: Timestamp.milliseconds(now)) {
+                self.settings.gateway.metrics.metrics.lookup(.local)
                 return self.decide(.live(hit.identity), context: context)
             }
             guard cache.canLoad else {
@@ -232,6 +233,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
             cache.load(tokenHash, nowMilliseconds: Timestamp.milliseconds(now)).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(.identity(let identity)):
+                    self.settings.gateway.metrics.metrics.lookup(.hit)
                     self.decide(.live(identity.identity), context: context)
                 case .success(.stores(let reply)):
                     let store = cache.store
@@ -263,7 +265,7 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Renders a decision: forwards, or writes its answer.
     private func render(_ decision: GatewayDecision, head: HTTPRequest, client: ForwardingContext, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
         if case .forward(let upstream) = decision {
-            let exchange = UpstreamExchange(upstream, path: (head.path ?? "/").prefix { $0 != "?" }, started: started)
+            let exchange = UpstreamExchange(upstream, path: (head.path ?? "/").prefix { $0 != "?" }, authority: head.authority, started: started)
             responding = .exchanging(exchange)
             return connect(exchange, context: context)
         }
@@ -277,8 +279,8 @@ final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let answer = settings.gateway.answer(decided, to: head, client: client)
         write(answer, method: head.method)
         AccessLog.request(
-            settings.logger, method: head.method, path: (head.path ?? "/").prefix { $0 != "?" }, status: answer.status, started: started,
-            requestId: client.requestId, served: .fastPath
+            settings.logger, method: head.method, path: (head.path ?? "/").prefix { $0 != "?" }, authority: head.authority, status: answer.status,
+            started: started, requestId: client.requestId, served: .fastPath, metrics: settings.gateway.metrics
         )
         finish(context: context)
     }

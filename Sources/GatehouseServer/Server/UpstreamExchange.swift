@@ -23,12 +23,17 @@ final class UpstreamExchange {
     /// The client's path without its query, for the access log.
     let path: Substring
     let upstream: UpstreamTarget
+    /// The client's `Host`, for the route label of its count.
+    let authority: String?
     let started: ContinuousClock.Instant
+    /// When the request head went to the upstream (for its latency histogram).
+    var sentAt: ContinuousClock.Instant?
     var state = State.connecting(fresh: false)
     /// Already retried once on a new connection.
     var retried = false
 
-    init(_ head: UpstreamRequestHead, path: Substring, started: ContinuousClock.Instant) {
+    init(_ head: UpstreamRequestHead, path: Substring, authority: String?, started: ContinuousClock.Instant) {
+        self.authority = authority
         self.request = HTTPRequestHead(version: .http1_1, method: head.method == .head ? .HEAD : .GET, uri: head.uri, headers: head.headers)
         self.requestId = head.requestId
         self.method = head.method
@@ -62,6 +67,7 @@ extension FastPathHandler: UpstreamResponder {
             switch result {
             case .success(let connection):
                 exchange.state = .sent(connection, reused: reused)
+                exchange.sentAt = .now
                 connection.send(exchange.request, to: self)
             case .failure(let error):
                 self.answerFailure(.closedBeforeResponse, error: error, context: context)
@@ -77,6 +83,7 @@ extension FastPathHandler: UpstreamResponder {
         case .head(let head):
             guard case .sent(let connection, _) = exchange.state else { return }
             exchange.state = .streaming(connection, status: Int(head.status.code))
+            if let sentAt = exchange.sentAt { settings.gateway.metrics.metrics.upstreamResponse(exchange.upstream.name, took: .now - sentAt) }
             let headers = ProxyHeaders.clientResponse(head.headers, requestId: exchange.requestId, date: currentDate())
             http1.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
         case .body(let buffer):
@@ -130,8 +137,8 @@ extension FastPathHandler: UpstreamResponder {
     /// The exchange's ``AccessLog`` line.
     private func log(_ exchange: UpstreamExchange, status: Int) {
         AccessLog.request(
-            settings.logger, method: exchange.method, path: exchange.path, status: status, started: exchange.started, requestId: exchange.requestId,
-            served: .fastPath
+            settings.logger, method: exchange.method, path: exchange.path, authority: exchange.authority, status: status, started: exchange.started,
+            requestId: exchange.requestId, served: .fastPath, metrics: settings.gateway.metrics
         )
     }
 }

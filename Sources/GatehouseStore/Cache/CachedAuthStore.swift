@@ -39,6 +39,8 @@ public final class CachedAuthStore: AuthStore, Service {
     let entries: SessionCacheEntry
 
     private let logger: Logger
+    /// Where lookups are counted (hit, miss, SQLite fallback).
+    let metrics: GatehouseMetrics?
     /// Whether Redis is read, and how many times it has been distrusted (so that a replay that
     /// started before a failure cannot re-establish trust after it).
     /// `failure` is why the last maintenance round or connection failed, for diagnostics.
@@ -56,8 +58,9 @@ public final class CachedAuthStore: AuthStore, Service {
     /// Creates the cache; ``run()`` (a service) makes it trusted once Redis answers.
     public init(
         sqlite: SQLiteAuthStore, redis: RedisClient, entryKey: SymmetricKey, cacheTTL: Duration, sessionLifetime: Duration,
-        maintenanceInterval: Duration = .milliseconds(250), logger: Logger
+        maintenanceInterval: Duration = .milliseconds(250), metrics: GatehouseMetrics? = nil, logger: Logger
     ) {
+        self.metrics = metrics
         self.sqlite = sqlite
         self.entries = SessionCacheEntry(key: entryKey)
         self.redis = redis
@@ -138,6 +141,7 @@ public final class CachedAuthStore: AuthStore, Service {
     /// reply of its own `GET`, so a session costs one Redis round trip on either path.
     public func validateSession(_ tokenHash: TokenHash, after reply: CachedSessionReply?, now: Date) async throws -> SessionValidation {
         let key = CacheKeys.session(tokenHash)
+        metrics?.lookup(Self.lookupResult(of: reply))
         switch reply {
         case .tombstone:
             return .unknown
@@ -161,6 +165,16 @@ public final class CachedAuthStore: AuthStore, Service {
             Task { await cache(user, session, onlyIfAbsent: true) }
         }
         return answer
+    }
+
+    /// How a lookup that saw `reply` counts: Redis answered (an entry or a tombstone), had
+    /// nothing, or was not asked.
+    static func lookupResult(of reply: CachedSessionReply?) -> GatehouseMetrics.CacheResult {
+        switch reply {
+        case .entry, .tombstone: .hit
+        case .absent: .miss
+        case nil: .sqliteFallback
+        }
     }
 
     /// Writes a due `last_seen_at` and refreshes the cached entry to match.

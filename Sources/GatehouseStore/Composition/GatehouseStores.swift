@@ -16,6 +16,8 @@ public struct GatehouseStores: Sendable {
     public let cache: CachedAuthStore?
     /// The SQLite store itself.
     public let sqlite: SQLiteAuthStore
+    /// This instance's metrics (SPEC §2.6).
+    public let metrics: GatehouseMetrics
 
     /// The account lifecycle's writes, with the cache told of each.
     public var accounts: AccountStore { AccountStore(sqlite: sqlite, cache: cache) }
@@ -32,16 +34,17 @@ public struct GatehouseStores: Sendable {
             database: database, policy: SessionPolicy(idleTimeout: configuration.session.idleTimeout),
             invalidationRetention: configuration.session.lifetime
         )
+        let metrics = GatehouseMetrics(upstreams: configuration.upstreams.keys)
         var cache: CachedAuthStore?
         if let endpoint, redis {
             let client = RedisClient(endpoint: endpoint, timeout: configuration.redis.timeout, connections: configuration.redis.connections, logger: logger)
             let keyFile = configuration.redis.entryKeyFile.isEmpty ? CacheEntryKey.defaultPath(databasePath: configuration.database.path) : configuration.redis.entryKeyFile
             cache = CachedAuthStore(
                 sqlite: sqlite, redis: client, entryKey: try CacheEntryKey.load(path: keyFile), cacheTTL: configuration.redis.cacheTTL,
-                sessionLifetime: configuration.session.lifetime, logger: logger
+                sessionLifetime: configuration.session.lifetime, metrics: metrics, logger: logger
             )
         }
-        return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, sqlite: sqlite)
+        return GatehouseStores(configuration: configuration, database: database, store: cache ?? sqlite, cache: cache, sqlite: sqlite, metrics: metrics)
     }
 
     /// Runs `body` with the Redis connections up (for command-line tools), then applies any

@@ -6,6 +6,7 @@ import Glibc
 import GatehouseCore
 import NIOConcurrencyHelpers
 import NIOCore
+import Prometheus
 import NIOPosix
 
 /// Why a password could not be hashed or checked.
@@ -61,7 +62,8 @@ public final class Argon2Hasher: Sendable {
     static let hashLength = 32
 
     /// Starts `workers` threads (0 = one per core).
-    public init(parameters: Argon2Parameters, workers: Int = 0, queueLimit: Int = 64, maxWait: Duration = .seconds(1)) throws {
+    public init(parameters: Argon2Parameters, workers: Int = 0, queueLimit: Int = 64, maxWait: Duration = .seconds(1), hashDurations: DurationHistogram? = nil) throws {
+        self.hashDurations = hashDurations
         self.parameters = parameters
         self.workers = workers > 0 ? workers : System.coreCount
         self.queueLimit = queueLimit
@@ -146,6 +148,9 @@ public final class Argon2Hasher: Sendable {
         }
     }
 
+    /// Where each operation's time on a worker is recorded.
+    let hashDurations: DurationHistogram?
+
     /// Operations admitted now (running or waiting).
     public var inFlight: Int { admission.withLockedValue { $0.admitted } }
 
@@ -193,11 +198,12 @@ public final class Argon2Hasher: Sendable {
         }
         guard admittedNow else { throw PasswordHasherError.overloaded }
         defer { admission.withLockedValue { $0.admitted -= 1 } }
-        let admission = self.admission
+        let (admission, durations) = (self.admission, hashDurations)
         return try await pool.runIfActive {
             let started = ContinuousClock.now
             defer {
                 let took = ContinuousClock.now - started
+                durations?.record(took)
                 let nanoseconds = Double(took.components.seconds) * 1e9 + Double(took.components.attoseconds) / 1e9
                 admission.withLockedValue { $0.meanNanoseconds = 0.8 * $0.meanNanoseconds + 0.2 * nanoseconds }
             }
