@@ -13,7 +13,7 @@ struct Gatehouse: AsyncParsableCommand {
         commandName: "gatehouse",
         abstract: "A session-based authentication gateway.",
         subcommands: [
-            Serve.self, Migrate.self, CheckConfig.self, UserCommand.self, SessionCommand.self, Audit.self, HashPassword.self,
+            Serve.self, Health.self, Migrate.self, CheckConfig.self, UserCommand.self, SessionCommand.self, Audit.self, HashPassword.self,
         ]
     )
 
@@ -119,5 +119,6 @@ func readPassword() throws -> String {
 
 /// Prints a line to standard output.
 func emit(_ line: String) {
-    print(line)
+    // Written at once, not buffered: `audit --follow | grep` sees each line as it happens.
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

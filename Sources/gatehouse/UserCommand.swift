@@ -8,7 +8,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Manage accounts.",
-        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self, Unlock.self, VerifyEmail.self, ResetMFA.self]
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Delete.self, Export.self, Unlock.self, VerifyEmail.self, ResetMFA.self]
     )
 
     struct EmailArgument: ParsableArguments {
@@ -154,14 +154,24 @@ struct UserCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an account and its sessions (the audit log keeps its history).")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an account and its sessions (the audit log keeps its history).",
+            discussion: "With --erase, everything held on the account goes, and its audit rows are pseudonymised: each keeps what happened and when, under a random pseudonym, with the email, address and user agent cleared."
+        )
         @OptionGroup var options: ConfigOption
         @OptionGroup var account: EmailArgument
+        @Flag(help: "Also erase the account's personal data from the audit log and the mail outbox (right to erasure).") var erase = false
 
         func run() async throws {
             try await reportingErrors {
                 let email = try account.normalized
                 let dependencies = try openForCommand(options, redis: true)
+                if erase {
+                    let erasure = try await dependencies.withCache { try await dependencies.accounts.eraseUser(email: email, client: .commandLine) }
+                    guard let erasure else { throw CLIError(message: "no account for \(email)") }
+                    emit("erased \(email): \(erasure.sessions) sessions revoked, \(erasure.auditRows) audit rows now under \(erasure.pseudonym)")
+                    return
+                }
                 let found = try await dependencies.withCache {
                     try await dependencies.store.deleteUser(email: email, client: .commandLine)
                 }
@@ -169,6 +179,29 @@ struct UserCommand: AsyncParsableCommand {
                     throw CLIError(message: "no account for \(email)")
                 }
                 emit("deleted \(email)")
+            }
+        }
+    }
+}
+
+extension UserCommand {
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print everything held on an account as JSON (no password hash, token, TOTP secret or mail text).")
+        @OptionGroup var options: ConfigOption
+        @OptionGroup var account: EmailArgument
+
+        func run() async throws {
+            try await reportingErrors {
+                let email = try account.normalized
+                let dependencies = try openForCommand(options)
+                guard let export = try await dependencies.sqlite.exportUser(email: email, now: Date()) else {
+                    throw CLIError(message: "no account for \(email)")
+                }
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                emit(String(decoding: try encoder.encode(export), as: UTF8.self))
             }
         }
     }

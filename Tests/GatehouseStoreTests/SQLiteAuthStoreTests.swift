@@ -38,7 +38,7 @@ struct SQLiteAuthStoreTests {
             let tables = try await database.pool.read { db in
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name")
             }
-            #expect(tables == ["account_tokens", "audit_events", "cache_invalidations", "login_failures", "mail_outbox", "recovery_codes", "sessions", "totp_credentials", "users"])
+            #expect(tables == ["account_tokens", "audit_events", "audit_maintenance", "cache_invalidations", "login_failures", "mail_outbox", "recovery_codes", "sessions", "totp_credentials", "users"])
         }
     }
 

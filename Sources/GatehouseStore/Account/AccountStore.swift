@@ -25,6 +25,14 @@ public struct AccountStore: Sendable {
         await cache.dropEntries(users: effects.refreshed)
     }
 
+    /// See ``SQLiteAuthStore/eraseUser(email:client:)``; the erased user's cached sessions
+    /// are tombstoned like any other deletion's.
+    public func eraseUser(email: String, client: ClientInfo) async throws -> Erasure? {
+        guard let erasure = try await sqlite.eraseUser(email: email, client: client) else { return nil }
+        if let cache { await cache.applyOwn(tokenHashes: erasure.effects.revoked, users: erasure.effects.refreshed) }
+        return erasure
+    }
+
     /// See ``SQLiteAuthStore/changePassword(user:passwordHash:session:client:)``; the new
     /// session is written through to Redis after the revocations.
     public func changePassword(user: User, passwordHash: String, session: NewSession, client: ClientInfo) async throws {

@@ -221,6 +221,28 @@ public final class GatehouseDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v6_audit_maintenance") { db in
+            // The audit log stays append-only for every write but two, each allowed only
+            // inside a transaction that holds its row in `audit_maintenance` (inserted and
+            // deleted by that transaction, so no other connection ever sees it): `retention`
+            // deletes rows past `audit.retention`, and `erasure` (`user delete --erase`)
+            // rewrites who a row is about, never what happened or when.
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_maintenance (purpose TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+                    DROP TRIGGER audit_events_append_only_update;
+                    DROP TRIGGER audit_events_append_only_delete;
+                    CREATE TRIGGER audit_events_append_only_update BEFORE UPDATE ON audit_events
+                    WHEN NOT EXISTS (SELECT 1 FROM audit_maintenance WHERE purpose = 'erasure')
+                        OR NEW.id IS NOT OLD.id OR NEW.at IS NOT OLD.at OR NEW.event IS NOT OLD.event
+                        OR NEW.outcome IS NOT OLD.outcome OR NEW.reason IS NOT OLD.reason OR NEW.session_id IS NOT OLD.session_id
+                    BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+                    CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
+                    WHEN NOT EXISTS (SELECT 1 FROM audit_maintenance WHERE purpose = 'retention')
+                    BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+                    """
+            )
+        }
         return migrator
     }()
 }

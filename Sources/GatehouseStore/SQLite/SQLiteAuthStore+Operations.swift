@@ -34,11 +34,13 @@ extension SQLiteAuthStore {
         var total = 0
         while true {
             let deleted = try await database.write { db in
-                try db.execute(
-                    sql: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY id LIMIT ?)",
-                    arguments: [cutoffMilliseconds, batch]
-                )
-                return db.changesCount
+                try Self.auditMaintenance(db, purpose: "retention") {
+                    try db.execute(
+                        sql: "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY id LIMIT ?)",
+                        arguments: [cutoffMilliseconds, batch]
+                    )
+                    return db.changesCount
+                }
             }
             total += deleted
             if deleted < batch { return total }
