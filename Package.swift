@@ -99,7 +99,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Resources/mail"), .copy("Resources/pages")],
+            resources: [.copy("Resources/mail"), .copy("Resources/pages"), .copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         // The log handler (text and JSON lines) and its standard-error writer thread.
