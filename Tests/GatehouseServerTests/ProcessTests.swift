@@ -153,3 +153,64 @@ struct CommandLineTests {
         #expect(!server.log.contains("admin password"))
     }
 }
+
+@Suite("Operations on the command line: health, export, erasure, following the audit log")
+struct OperationsCommandLineTests {
+    @Test("gatehouse health probes the configured listener; user export holds no secret; delete --erase pseudonymises; audit --follow prints rows as they are written")
+    func operations() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let config = try writeTestConfiguration(in: directory)
+        let listen = ["GATEHOUSE_LISTEN": "127.0.0.1:\(try freePort())"]
+        func gatehouse(_ arguments: String..., stdin: String = "") async throws -> CommandResult {
+            try await runGatehouse(arguments + ["--config", config], stdin: stdin, environment: listen)
+        }
+        // Nothing listens yet: unhealthy, exit 1.
+        #expect(try await gatehouse("health").status == 1)
+        let server = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: listen)
+        defer { server.terminate() }
+        #expect(try await gatehouse("health").status == 0)
+        #expect(try await gatehouse("health", "--ready").status == 0)
+        #expect(try await gatehouse("health", "--url", "http://\(server.address)/nowhere").status == 1)
+
+        // audit --follow, started before the account exists, prints its rows as they come.
+        let followed = directory.file("follow.out")
+        FileManager.default.createFile(atPath: followed, contents: nil)
+        let follow = Process()
+        follow.executableURL = URL(fileURLWithPath: GatehouseProcess.binaryPath)
+        follow.arguments = ["audit", "--follow", "--json", "--limit", "1", "--config", config]
+        follow.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: followed))
+        try follow.run()
+        defer { follow.terminate(grace: .seconds(5)) }
+
+        let api = SocketTarget(address: server.address)
+        let password = "export canary password"
+        let signup = try await api.signup("erase@example.com", password)
+        let token = try #require(signup.sessionToken())
+        #expect(try await api.login("erase@example.com", "wrong export password").status == 401)
+        let seen = await eventually {
+            let text = (try? String(contentsOfFile: followed, encoding: .utf8)) ?? ""
+            return text.contains("\"signup\"") && text.contains("wrong_password")
+        }
+        #expect(seen)
+
+        let export = try await gatehouse("user", "export", "erase@example.com")
+        #expect(export.status == 0)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(export.stdout.utf8)) as? [String: Any])
+        #expect((document["account"] as? [String: Any])?["email"] as? String == "erase@example.com")
+        #expect((document["sessions"] as? [Any])?.count == 1)
+        #expect(((document["audit"] as? [[String: Any]]) ?? []).contains { $0["event"] as? String == "signup" })
+        for secret in [password, token, "$argon2id$"] { #expect(!export.stdout.contains(secret)) }
+        #expect(try await gatehouse("user", "export", "nobody@example.com").status == 1)
+
+        let erase = try await gatehouse("user", "delete", "--erase", "erase@example.com")
+        #expect(erase.status == 0)
+        #expect(erase.stdout.hasPrefix("erased erase@example.com: 1 sessions revoked"))
+        #expect(try await api.get("/auth/me", cookie: token).status == 401)
+        let audit = try await gatehouse("audit", "--json", "--limit", "100")
+        #expect(!audit.stdout.contains("erase@example.com"))
+        #expect(audit.stdout.contains("\"erased-"))
+        #expect(try await gatehouse("user", "export", "erase@example.com").status == 1)
+        #expect(try await gatehouse("user", "delete", "--erase", "erase@example.com").status == 1)
+    }
+}
