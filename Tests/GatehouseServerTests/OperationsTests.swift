@@ -78,3 +78,71 @@ struct OperationsTests {
         }
     }
 }
+
+@Suite("Graceful shutdown of a real process")
+struct GracefulShutdownTests {
+    /// Whether `response` is one whole HTTP response: a status line, headers and the body
+    /// its Content-Length announces.
+    static func isComplete(_ response: String) -> Bool {
+        guard response.hasPrefix("HTTP/1.1 "), let end = response.range(of: "\r\n\r\n") else { return false }
+        let head = response[..<end.lowerBound].lowercased()
+        guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return false }
+        return response[end.upperBound...].utf8.count == length
+    }
+
+    @Test("SIGTERM during a stream of requests: each completes or is refused before it is accepted, none is cut mid-response, in-flight ones finish")
+    func sigtermDuringStream() async throws {
+        try await GatehouseProcess.withPublicEcho { gatehouse in
+            let port = try #require(gatehouse.address.split(separator: ":").last.flatMap { Int($0) })
+            // Three responses in flight across the signal: half their body sent, the rest 5 s later.
+            let slow = Task {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 0..<3 {
+                        group.addTask { try await rawHTTP(port: port, "GET /public/slow-body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(60)) }
+                    }
+                    return try await group.reduce(into: [String]()) { $0.append($1) }
+                }
+            }
+            // A stream of short requests on new connections, before, across and after the signal.
+            let stream = Task {
+                try await withThrowingTaskGroup(of: [String?].self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            var answers: [String?] = []
+                            for index in 0..<400 {
+                                let answer = try? await rawHTTP(port: port, "GET /public/n\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(60))
+                                answers.append(answer)
+                                // Refused: the listener is closed, so is the stream's part in this test.
+                                if answer == nil || answer == "" { break }
+                            }
+                            return answers
+                        }
+                    }
+                    return try await group.reduce(into: [String?]()) { $0 += $1 }
+                }
+            }
+            try await Task.sleep(for: .seconds(1))
+            kill(gatehouse.pid, SIGTERM)
+            let exited = await eventually { !gatehouse.isRunning }
+            #expect(exited)
+
+            let answers = try await stream.value
+            let completed = answers.compactMap { $0 }.filter { !$0.isEmpty }
+            #expect(completed.count >= 4)
+            for answer in completed {
+                // Anything that began is whole: no truncated head, no short body.
+                #expect(Self.isComplete(answer), "cut mid-response: \(answer.prefix(200))")
+            }
+            #expect(completed.allSatisfy { $0.hasPrefix("HTTP/1.1 200") || $0.hasPrefix("HTTP/1.1 503") })
+            // Every worker ran until it was refused: the process really stopped accepting.
+            #expect(answers.count < 4 * 400)
+            for answer in try await slow.value {
+                #expect(answer.hasPrefix("HTTP/1.1 200"))
+                #expect(answer.hasSuffix("\r\n\r\n1234567890"))
+            }
+            #expect(gatehouse.log.contains("stopped"))
+        }
+    }
+}
