@@ -124,12 +124,14 @@ public struct ProcessError: Error, CustomStringConvertible {
 extension GatehouseProcess {
     /// Runs `body` with a `gatehouse serve` process (log level `info`, its own temp directory)
     /// in front of a live echo upstream on the public route `/public/`.
-    public static func withPublicEcho<T: Sendable>(_ body: @Sendable (GatehouseProcess) async throws -> T) async throws -> T {
+    public static func withPublicEcho<T: Sendable>(
+        environment: [String: String] = [:], _ body: @Sendable (GatehouseProcess) async throws -> T
+    ) async throws -> T {
         try await EchoUpstream.with { appPort in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let config = try writeTestConfiguration(in: directory, extra: singleRouteYAML(appPort: appPort, prefix: "/public/", auth: "none"))
-            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"])
+            let gatehouse = try await GatehouseProcess(configPath: config, logPath: directory.file("serve.log"), environment: ["GATEHOUSE_LOG_LEVEL": "info"].merging(environment) { $1 })
             defer { gatehouse.terminate() }
             return try await body(gatehouse)
         }
