@@ -22,6 +22,20 @@ public final class FrontProxy: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory.file("snippets"), withIntermediateDirectories: true)
         let snippet = try shippedConfiguration("conf/nginx/gatehouse-proxy.conf", gatehousePort: gatehousePort, appPort: appPort)
         try snippet.write(toFile: directory.file("snippets/gatehouse-proxy.conf"), atomically: true, encoding: .utf8)
+        return try await nginx(in: directory, port: port)
+    }
+
+    /// Starts nginx with `site` (a server block, and upstream blocks) as its only site,
+    /// `listen 80;` in it replaced by a free loopback port.
+    public static func nginx(site: String) async throws -> FrontProxy {
+        let port = try freePort()
+        let directory = try TemporaryDirectory()
+        try site.replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(port);").write(toFile: directory.file("site.conf"), atomically: true, encoding: .utf8)
+        return try await nginx(in: directory, port: port)
+    }
+
+    /// nginx in `directory`, whose `site.conf` is the site, listening on `port`.
+    private static func nginx(in directory: TemporaryDirectory, port: Int) async throws -> FrontProxy {
         let main = """
             worker_processes 1;
             error_log \(directory.file("error.log")) warn;
@@ -79,7 +93,7 @@ public final class FrontProxy: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let listening = await eventually(timeout: .seconds(15)) { (try? await rawHTTP(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.isEmpty == false }
+        let listening = await eventually { (try? await rawHTTP(port: port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout: .seconds(1)))?.isEmpty == false }
         guard listening else {
             let output = (try? String(contentsOfFile: directory.file("stdout.log"), encoding: .utf8)) ?? ""
             let errors = (try? String(contentsOfFile: directory.file("error.log"), encoding: .utf8)) ?? ""
