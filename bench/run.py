@@ -282,7 +282,7 @@ class Bench:
         self.directory = tempfile.mkdtemp(prefix="gatehouse-bench-")
         self.processes = Processes()
         self.ports = {name: free_port() for name in ("redis", "upstream", "nginx", "gatehouse", "nio")}
-        self.binary = os.path.join(ROOT, ".build", "release", "gatehouse")
+        self.binary = options.binary or os.path.join(ROOT, ".build", "release", "gatehouse")
         self.nio_package = os.path.join(ROOT, "bench", "nio-reference")
         self.nio_binary = os.path.join(self.nio_package, ".build", "release", "nio-reference")
         self.nio_error = None
@@ -296,7 +296,7 @@ class Bench:
     # Setup
 
     def build(self):
-        if not self.options.no_build:
+        if not self.options.no_build and not self.options.binary:
             subprocess.run(["swift", "build", "-c", "release", "--product", "gatehouse"], cwd=ROOT, check=True)
         subprocess.run(["gcc", "-O2", "-o", self.path("argon2_limit"), os.path.join(ROOT, "bench", "argon2_limit.c"), "-largon2", "-lpthread"], check=True)
 
@@ -690,6 +690,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3, quick 1)")
     parser.add_argument("--sessions", type=int, default=100_000, help="live sessions created (default 100000)")
     parser.add_argument("--no-build", action="store_true", help="use the existing .build/release/gatehouse")
+    parser.add_argument("--binary", default=None, help="benchmark this gatehouse executable instead of building .build/release/gatehouse (an A/B of two builds)")
     parser.add_argument("--quick-sessions", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--min-verify-ratio", type=float, default=None, help="exit 1 if verify/nginx is below this")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
